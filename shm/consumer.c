@@ -1,0 +1,892 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * consumer.c - the single consumer of a ring.
+ *
+ * Each writer slot is a chain of chunks; the consumer keeps, per slot, a read
+ * position (what it has delivered) ahead of the durable position (what the
+ * caller has made durable and released, kept in the slot's line 2 in shared
+ * memory). Chunks are freed only when the durable position moves past them.
+ *
+ * Losses become records: drops counted by writers, the record a writer was
+ * writing when it died, malformed data, and failures with no slot at all.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rtshm.h"
+#include "shm_int.h"
+
+#define MAX_MARKS 256
+#define LIVENESS_NS (20ull * 1000 * 1000)  /* how often owners are checked */
+#define RESYNC_NS (1000ull * 1000 * 1000)  /* how often free_chunks is recounted */
+
+enum phase {
+	PH_LIVE,  /* owner alive: drain as records come */
+	PH_GONE,  /* owner exited or died: drain to the end, report, finish */
+	PH_FINAL, /* drained and reported; freed when its mark is released */
+};
+
+struct cslot {
+	uint32_t gen;
+	uint8_t tracked;
+	uint8_t phase;
+	uint8_t dirty;     /* read position moved since the last mark */
+	uint8_t verified;  /* owner's start time checked against /proc */
+	uint8_t broken;    /* malformed chain: stop reading until it is gone */
+	uint32_t pid;
+	uint32_t tid;
+	uint64_t starttime;
+	char service[33];
+	/* Read position. */
+	uint32_t r_chunk; /* index + 1, 0 = before the first chunk */
+	uint32_t r_off;
+	uint64_t r_pos;
+	uint64_t r_records;
+	uint64_t r_dropped;
+	uint32_t r_flags;
+};
+
+struct ment {
+	struct rt_cursor cur;
+	uint32_t chunk;
+	uint32_t off;
+};
+
+struct mark {
+	int64_t id;
+	struct ment *e;
+	struct rt_cursor *pub;
+	size_t n;
+	size_t cap;
+	uint64_t records;
+};
+
+struct rt_consumer {
+	struct rt_ring *ring;
+	struct cslot *cs;
+	uint32_t nslots;
+	uint32_t rr;              /* round-robin start */
+	struct mark marks[MAX_MARKS];
+	size_t mhead, mcount;
+	int64_t next_mark;
+	uint64_t delivered_unmarked;
+	uint64_t noslot_r;        /* no-slot drops reported (read side) */
+	uint64_t noslot_marked;
+	uint64_t last_liveness;
+	uint64_t last_resync;
+	/* TSC to wall clock. */
+	int tsc;
+	uint64_t tsc_hz;
+	uint64_t tsc_now;
+	uint64_t rt_now;
+	char synth[640];
+};
+
+static uint64_t clock_ns(clockid_t clk)
+{
+	struct timespec ts;
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t rdtsc(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	return __builtin_ia32_rdtsc();
+#else
+	return 0;
+#endif
+}
+
+/* Sample the clocks once per poll, and refine the TSC rate against
+ * CLOCK_MONOTONIC_RAW over the ring's whole life. */
+static void clock_sample(struct rt_consumer *c)
+{
+	struct rt__ring_hdr *h = c->ring->hdr;
+
+	c->rt_now = clock_ns(CLOCK_REALTIME);
+	if (!c->tsc)
+		return;
+	c->tsc_now = rdtsc();
+	uint64_t mono = clock_ns(CLOCK_MONOTONIC_RAW);
+	if (mono > h->mono_ref + 1000000000ull && c->tsc_now > h->tsc_ref)
+		c->tsc_hz = (uint64_t)((rt__u128)(c->tsc_now - h->tsc_ref) * 1000000000u /
+				       (mono - h->mono_ref));
+}
+
+static uint64_t tsc_to_ns(const struct rt_consumer *c, uint64_t tsc)
+{
+	if (c->tsc_hz == 0)
+		return c->rt_now;
+	if (tsc <= c->tsc_now) {
+		rt__u128 d = (rt__u128)(c->tsc_now - tsc) * 1000000000u / c->tsc_hz;
+		return d > c->rt_now ? 0 : c->rt_now - (uint64_t)d;
+	}
+	return c->rt_now + (uint64_t)((rt__u128)(tsc - c->tsc_now) * 1000000000u /
+				      c->tsc_hz);
+}
+
+static int pid_gone(uint32_t pid)
+{
+	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+static int tid_gone(uint32_t pid, uint32_t tid)
+{
+	return syscall(SYS_tgkill, (pid_t)pid, (pid_t)tid, 0) < 0 && errno == ESRCH;
+}
+
+/* Start time of @pid from /proc, 0 if unknown. */
+static uint64_t proc_starttime(uint32_t pid)
+{
+	char path[64], buf[1024];
+	ssize_t n;
+	char *p;
+	int fd, field;
+	uint64_t v = 0;
+
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	for (field = 2; *p && field < 22; p++)
+		if (*p == ' ')
+			field++;
+	while (*p >= '0' && *p <= '9')
+		v = v * 10 + (uint64_t)(*p++ - '0');
+	return v;
+}
+
+static void track(struct rt_consumer *c, uint32_t i)
+{
+	struct rt__slot *s = &c->ring->slots[i];
+	struct cslot *cs = &c->cs[i];
+	size_t n;
+
+	memset(cs, 0, sizeof(*cs));
+	cs->tracked = 1;
+	cs->gen = __atomic_load_n(&s->gen, __ATOMIC_RELAXED);
+	cs->pid = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
+	cs->tid = s->tid;
+	cs->starttime = s->starttime;
+	n = s->svc_len < 32 ? s->svc_len : 32;
+	memcpy(cs->service, s->service, n);
+	cs->service[n] = '\0';
+	if (!rt_service_valid(cs->service, n))
+		strcpy(cs->service, "?");
+	cs->r_chunk = __atomic_load_n(&s->c_chunk, __ATOMIC_RELAXED);
+	cs->r_off = __atomic_load_n(&s->c_off, __ATOMIC_RELAXED);
+	cs->r_pos = __atomic_load_n(&s->c_pos, __ATOMIC_RELAXED);
+	cs->r_records = __atomic_load_n(&s->c_records, __ATOMIC_RELAXED);
+	cs->r_dropped = __atomic_load_n(&s->c_dropped, __ATOMIC_RELAXED);
+	cs->r_flags = __atomic_load_n(&s->c_flags, __ATOMIC_RELAXED);
+	if (cs->r_chunk > c->ring->hdr->nchunks)
+		cs->broken = 1;
+	cs->phase = PH_LIVE;
+}
+
+/* ------------------------------------------------------------------------
+ * Freeing
+ * ------------------------------------------------------------------------ */
+
+static void free_chunk(struct rt_consumer *c, struct rt__slot *s, uint32_t idx)
+{
+	struct rt_ring *r = c->ring;
+	struct rt__chunk *ch = rt__chunk_at(r, idx);
+
+	__atomic_store_n(&ch->committed, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&ch->pending, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&ch->next, 0u, __ATOMIC_RELAXED);
+	/* Release pairs with the claiming writer's acquire CAS. */
+	__atomic_store_n(&r->owners[idx], 0u, __ATOMIC_RELEASE);
+	__atomic_fetch_add(&r->hdr->free_chunks, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->chunks_freed, __atomic_load_n(&s->chunks_freed, __ATOMIC_RELAXED) + 1,
+			 __ATOMIC_RELEASE);
+	__atomic_store_n(&r->hdr->alloc_hint, (uint64_t)idx, __ATOMIC_RELAXED);
+}
+
+/* Free every chunk from the durable position up to (not including) @upto. */
+static void free_upto(struct rt_consumer *c, uint32_t i, uint32_t upto)
+{
+	struct rt_ring *r = c->ring;
+	struct rt__slot *s = &r->slots[i];
+	uint32_t idx = __atomic_load_n(&s->c_chunk, __ATOMIC_RELAXED), steps = 0;
+
+	if (idx == 0)
+		idx = __atomic_load_n(&s->first, __ATOMIC_ACQUIRE);
+	while (idx && idx != upto && idx <= r->hdr->nchunks && steps++ < r->hdr->nchunks) {
+		struct rt__chunk *ch = rt__chunk_at(r, idx - 1);
+		uint32_t nx = __atomic_load_n(&ch->next, __ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&r->owners[idx - 1], __ATOMIC_RELAXED) != i + 1)
+			break;
+		free_chunk(c, s, idx - 1);
+		idx = nx;
+	}
+}
+
+/* The writer is gone and everything it wrote is durable: free its chunks
+ * (including any it claimed but died before linking) and the slot. */
+static void free_slot(struct rt_consumer *c, uint32_t i)
+{
+	struct rt_ring *r = c->ring;
+	struct rt__slot *s = &r->slots[i];
+	struct rt__ring_hdr *h = r->hdr;
+	uint32_t k;
+
+	for (k = 0; k < h->nchunks; k++)
+		if (__atomic_load_n(&r->owners[k], __ATOMIC_RELAXED) == i + 1)
+			free_chunk(c, s, k);
+	__atomic_fetch_add(&h->written_retired, __atomic_load_n(&s->c_records, __ATOMIC_RELAXED),
+			   __ATOMIC_RELAXED);
+	__atomic_fetch_add(&h->dropped_retired, rt__slot_drops(s), __ATOMIC_RELAXED);
+	__atomic_store_n(&s->c_chunk, 0u, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->c_off, 0u, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->c_pos, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->c_records, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->c_dropped, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->c_flags, 0u, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->chunks_freed, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->state, RT__SLOT_FREE, __ATOMIC_RELAXED);
+	/* Release pairs with the next owner's acquire CAS on owner. */
+	__atomic_store_n(&s->owner, 0u, __ATOMIC_RELEASE);
+	c->cs[i].tracked = 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Liveness
+ * ------------------------------------------------------------------------ */
+
+static void liveness_scan(struct rt_consumer *c)
+{
+	struct rt_ring *r = c->ring;
+	uint32_t i, hwm = __atomic_load_n(&r->hdr->slot_hwm, __ATOMIC_ACQUIRE);
+
+	if (hwm > c->nslots)
+		hwm = c->nslots;
+	for (i = 0; i < hwm; i++) {
+		struct rt__slot *s = &r->slots[i];
+		struct cslot *cs = &c->cs[i];
+		uint32_t owner = __atomic_load_n(&s->owner, __ATOMIC_ACQUIRE), state;
+
+		if (owner == 0)
+			continue;
+		state = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+		if (state == RT__SLOT_CLAIMED || state == RT__SLOT_FREE) {
+			/* Died between claiming the slot and filling it in. */
+			if (pid_gone(owner)) {
+				uint32_t expect = owner;
+				__atomic_compare_exchange_n(&s->owner, &expect, 0u, 0, __ATOMIC_RELEASE,
+							    __ATOMIC_RELAXED);
+			}
+			continue;
+		}
+		if (!cs->tracked || cs->gen != __atomic_load_n(&s->gen, __ATOMIC_RELAXED) ||
+		    cs->phase != PH_LIVE)
+			continue;
+		if (pid_gone(cs->pid)) {
+			cs->phase = PH_GONE;
+			continue;
+		}
+		if (!cs->verified) {
+			uint64_t st = proc_starttime(cs->pid);
+			cs->verified = 1;
+			if (st && cs->starttime && st != cs->starttime) {
+				cs->phase = PH_GONE; /* the pid now names another process */
+				continue;
+			}
+		}
+		if (cs->tid && tid_gone(cs->pid, cs->tid))
+			cs->phase = PH_GONE;
+	}
+}
+
+static void resync_free(struct rt_consumer *c)
+{
+	struct rt_ring *r = c->ring;
+	uint32_t i, n = 0;
+
+	for (i = 0; i < r->hdr->nchunks; i++)
+		if (__atomic_load_n(&r->owners[i], __ATOMIC_RELAXED) == 0)
+			n++;
+	__atomic_store_n(&r->hdr->free_chunks, (uint64_t)n, __ATOMIC_RELAXED);
+}
+
+/* ------------------------------------------------------------------------
+ * Delivery
+ * ------------------------------------------------------------------------ */
+
+/* Deliver a record ringtail made itself (a loss report). */
+static int synth(struct rt_consumer *c, rt_consume_fn fn, void *arg, uint32_t slot,
+		 const struct cslot *cs, const char *msg, size_t len)
+{
+	struct rt_rec rec;
+	struct rt_origin o;
+
+	memset(&rec, 0, sizeof(rec));
+	rec.time_ns = c->rt_now;
+	rec.pid = cs ? cs->pid : 0;
+	rec.tid = cs ? cs->tid : 0;
+	rec.severity = RT_WARN;
+	rec.flags = RT_REC_LOSS;
+	rec.service = "ringtail";
+	rec.service_len = 8;
+	rec.msg = msg;
+	rec.msg_len = len;
+	o.slot = slot;
+	o.gen = cs ? cs->gen : 0;
+	o.pos = cs ? cs->r_pos : 0;
+	return fn(arg, &rec, &o);
+}
+
+enum { GO_ON = 0, STOP = 1 };
+
+static int report_corrupt(struct rt_consumer *c, uint32_t i, struct cslot *cs, uint64_t bytes,
+			  rt_consume_fn fn, void *arg)
+{
+	int n = snprintf(c->synth, sizeof(c->synth),
+			 "%llu bytes of malformed records skipped from pid %u tid %u (%s)",
+			 (unsigned long long)bytes, cs->pid, cs->tid, cs->service);
+	if (synth(c, fn, arg, i, cs, c->synth, (size_t)n) < 0)
+		return STOP;
+	__atomic_fetch_add(&c->ring->hdr->corrupt_total, 1, __ATOMIC_RELAXED);
+	return GO_ON;
+}
+
+/* Follow the writer's chain from the read position, delivering records. */
+static int drain(struct rt_consumer *c, uint32_t i, rt_consume_fn fn, void *arg, size_t max,
+		 size_t *delivered, int *at_end)
+{
+	struct rt_ring *r = c->ring;
+	struct rt__slot *s = &r->slots[i];
+	struct cslot *cs = &c->cs[i];
+	uint32_t csize = r->hdr->chunk_size, nchunks = r->hdr->nchunks;
+	unsigned flags_ok = RT__RF_KNOWN & ~RT__RF_LOSS;
+
+	*at_end = 0;
+	for (;;) {
+		struct rt__chunk *ch;
+		uint64_t cm;
+		uint32_t end, nx;
+
+		if (cs->r_chunk == 0) {
+			uint32_t f = __atomic_load_n(&s->first, __ATOMIC_ACQUIRE);
+			if (f == 0) {
+				*at_end = 1;
+				return GO_ON;
+			}
+			if (f > nchunks || __atomic_load_n(&r->owners[f - 1], __ATOMIC_RELAXED) != i + 1)
+				goto broken;
+			cs->r_chunk = f;
+			cs->r_off = RT__CHUNK_HDR;
+			cs->dirty = 1;
+		}
+		ch = rt__chunk_at(r, cs->r_chunk - 1);
+		/* Acquire pairs with the writer's release in rt__publish(). */
+		cm = __atomic_load_n(&ch->committed, __ATOMIC_ACQUIRE);
+		end = RT__COMMIT_END(cm);
+		if (end > csize || end < RT__CHUNK_HDR || (end & 7) || cs->r_off > end)
+			goto broken;
+		while (cs->r_off < end) {
+			struct rt_rec rec;
+			struct rt_origin o;
+			size_t stride;
+
+			if (*delivered >= max)
+				return STOP;
+			if (rt_rec_decode((char *)ch + cs->r_off, end - cs->r_off, flags_ok, &rec,
+					  &stride) != 0) {
+				/* Lengths cannot be trusted past this point:
+				 * skip what the writer committed in this chunk. */
+				if (report_corrupt(c, i, cs, end - cs->r_off, fn, arg) == STOP)
+					return STOP;
+				cs->r_pos += end - cs->r_off;
+				cs->r_off = end;
+				cs->dirty = 1;
+				break;
+			}
+			if (rec.flags & RT__RF_TSC) {
+				rec.time_ns = tsc_to_ns(c, rec.time_ns);
+				rec.flags &= (uint8_t)~RT__RF_TSC;
+			}
+			o.slot = i;
+			o.gen = cs->gen;
+			o.pos = cs->r_pos + stride;
+			if (fn(arg, &rec, &o) < 0)
+				return STOP;
+			cs->r_off += (uint32_t)stride;
+			cs->r_pos += stride;
+			cs->r_records++;
+			cs->dirty = 1;
+			(*delivered)++;
+			c->delivered_unmarked++;
+		}
+		/* Acquire pairs with the writer's release of next, which it
+		 * makes after its last commit into this chunk. */
+		nx = __atomic_load_n(&ch->next, __ATOMIC_ACQUIRE);
+		if (nx == 0) {
+			*at_end = 1;
+			return GO_ON;
+		}
+		if (RT__COMMIT_END(__atomic_load_n(&ch->committed, __ATOMIC_ACQUIRE)) != end)
+			continue; /* committed more before sealing */
+		if (nx > nchunks || __atomic_load_n(&r->owners[nx - 1], __ATOMIC_RELAXED) != i + 1)
+			goto broken;
+		{
+			struct rt__chunk *nc = rt__chunk_at(r, nx - 1);
+			if (nc->slot != i || nc->gen != cs->gen || nc->base != cs->r_pos)
+				goto broken;
+		}
+		cs->r_chunk = nx;
+		cs->r_off = RT__CHUNK_HDR;
+		cs->dirty = 1;
+	}
+broken:
+	cs->broken = 1;
+	*at_end = 1;
+	if (report_corrupt(c, i, cs, 0, fn, arg) == STOP) {
+		cs->broken = 0;
+		return STOP;
+	}
+	return GO_ON;
+}
+
+static int drain_slot(struct rt_consumer *c, uint32_t i, rt_consume_fn fn, void *arg, size_t max,
+		      size_t *delivered)
+{
+	struct rt_ring *r = c->ring;
+	struct rt__slot *s = &r->slots[i];
+	struct cslot *cs = &c->cs[i];
+	uint32_t owner = __atomic_load_n(&s->owner, __ATOMIC_ACQUIRE), state;
+	uint64_t drops;
+	int at_end = 0, n;
+
+	if (owner == 0)
+		return GO_ON;
+	/* Acquire pairs with the writer's release of ACTIVE/RETIRED: the
+	 * identity and the first link are visible after it. */
+	state = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+	if (state != RT__SLOT_ACTIVE && state != RT__SLOT_RETIRED)
+		return GO_ON;
+	if (!cs->tracked || cs->gen != __atomic_load_n(&s->gen, __ATOMIC_RELAXED))
+		track(c, i);
+	if (cs->phase == PH_FINAL)
+		return GO_ON;
+	if (state == RT__SLOT_RETIRED)
+		cs->phase = PH_GONE;
+
+	if (!cs->broken && drain(c, i, fn, arg, max, delivered, &at_end) == STOP)
+		return STOP;
+	if (cs->broken)
+		at_end = 1;
+
+	drops = rt__slot_drops(s);
+	if (drops > cs->r_dropped) {
+		n = snprintf(c->synth, sizeof(c->synth),
+			     "%llu records dropped from pid %u tid %u (%s); totals: %llu ring full "
+			     "(%llu of them WARN or above), %llu too large, %llu invalid, %llu "
+			     "before the ring was reachable",
+			     (unsigned long long)(drops - cs->r_dropped), cs->pid, cs->tid, cs->service,
+			     (unsigned long long)__atomic_load_n(&s->drop_full, __ATOMIC_RELAXED),
+			     (unsigned long long)__atomic_load_n(&s->drop_full_warn, __ATOMIC_RELAXED),
+			     (unsigned long long)__atomic_load_n(&s->drop_large, __ATOMIC_RELAXED),
+			     (unsigned long long)__atomic_load_n(&s->drop_inval, __ATOMIC_RELAXED),
+			     (unsigned long long)__atomic_load_n(&s->drop_noring, __ATOMIC_RELAXED));
+		if (synth(c, fn, arg, i, cs, c->synth, (size_t)n) < 0)
+			return STOP;
+		cs->r_dropped = drops;
+		cs->dirty = 1;
+	}
+
+	if (cs->phase == PH_GONE && at_end) {
+		if (!(cs->r_flags & RT_CURSOR_LOST) && cs->r_chunk && !cs->broken) {
+			struct rt__chunk *ch = rt__chunk_at(r, cs->r_chunk - 1);
+			uint64_t cm = __atomic_load_n(&ch->committed, __ATOMIC_ACQUIRE);
+			uint64_t pend = __atomic_load_n(&ch->pending, __ATOMIC_RELAXED);
+			if (pend != cm) {
+				n = snprintf(c->synth, sizeof(c->synth),
+					     "1 record lost from pid %u tid %u (%s): the writer died "
+					     "in the middle of writing it",
+					     cs->pid, cs->tid, cs->service);
+				if (synth(c, fn, arg, i, cs, c->synth, (size_t)n) < 0)
+					return STOP;
+				cs->r_flags |= RT_CURSOR_LOST;
+				__atomic_fetch_add(&r->hdr->lost_total, 1, __ATOMIC_RELAXED);
+			}
+		}
+		cs->phase = PH_FINAL;
+		cs->dirty = 1;
+	}
+	return GO_ON;
+}
+
+int rt_consumer_poll(struct rt_consumer *c, rt_consume_fn fn, void *arg, size_t max)
+{
+	struct rt_ring *r = c->ring;
+	struct rt__ring_hdr *h = r->hdr;
+	uint64_t mono = clock_ns(CLOCK_MONOTONIC), noslot;
+	uint32_t k, hwm;
+	size_t delivered = 0;
+
+	clock_sample(c);
+	__atomic_store_n(&h->consumer_heartbeat_ns, c->rt_now, __ATOMIC_RELAXED);
+	if (mono - c->last_liveness >= LIVENESS_NS) {
+		c->last_liveness = mono;
+		liveness_scan(c);
+	}
+	if (mono - c->last_resync >= RESYNC_NS) {
+		c->last_resync = mono;
+		resync_free(c);
+	}
+
+	noslot = __atomic_load_n(&h->dropped_noslot, __ATOMIC_RELAXED);
+	if (noslot > c->noslot_r && max > 0) {
+		int n = snprintf(c->synth, sizeof(c->synth),
+				 "%llu records dropped: every writer slot of the ring was taken "
+				 "(last from pid %llu)",
+				 (unsigned long long)(noslot - c->noslot_r),
+				 (unsigned long long)__atomic_load_n(&h->last_noslot_pid,
+								     __ATOMIC_RELAXED));
+		if (synth(c, fn, arg, RT_CURSOR_GLOBAL, NULL, c->synth, (size_t)n) < 0)
+			return 0;
+		c->noslot_r = noslot;
+	}
+
+	hwm = __atomic_load_n(&h->slot_hwm, __ATOMIC_ACQUIRE);
+	if (hwm > c->nslots)
+		hwm = c->nslots;
+	if (hwm == 0)
+		return 0;
+	/* Start where the last poll stopped, so a busy writer cannot keep
+	 * the others waiting when @max cuts a poll short. */
+	for (k = 0; k < hwm; k++) {
+		uint32_t i = (c->rr + k) % hwm;
+		if (drain_slot(c, i, fn, arg, max, &delivered) == STOP) {
+			c->rr = (i + 1) % hwm;
+			return (int)delivered;
+		}
+	}
+	c->rr = (c->rr + 1) % hwm;
+	return (int)delivered;
+}
+
+/* ------------------------------------------------------------------------
+ * Marks and release
+ * ------------------------------------------------------------------------ */
+
+static int ment_push(struct mark *m, const struct ment *e)
+{
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 16;
+		struct ment *ne = realloc(m->e, cap * sizeof(*ne));
+		struct rt_cursor *np;
+		if (!ne)
+			return -ENOMEM;
+		m->e = ne;
+		np = realloc(m->pub, cap * sizeof(*np));
+		if (!np)
+			return -ENOMEM;
+		m->pub = np;
+		m->cap = cap;
+	}
+	m->e[m->n] = *e;
+	m->pub[m->n] = e->cur;
+	m->n++;
+	return 0;
+}
+
+static void ment_of(const struct cslot *cs, uint32_t i, struct ment *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->cur.slot = i;
+	e->cur.gen = cs->gen;
+	e->cur.pos = cs->r_pos;
+	e->cur.records = cs->r_records;
+	e->cur.dropped = cs->r_dropped;
+	e->cur.flags = cs->r_flags | (cs->phase == PH_FINAL ? RT_CURSOR_FINAL : 0);
+	e->chunk = cs->r_chunk;
+	e->off = cs->r_off;
+}
+
+int64_t rt_consumer_mark(struct rt_consumer *c, const struct rt_cursor **entries, size_t *n)
+{
+	struct mark *m;
+	struct ment e;
+	uint32_t i;
+
+	if (c->mcount == MAX_MARKS)
+		return -ENOSPC;
+	m = &c->marks[(c->mhead + c->mcount) % MAX_MARKS];
+	m->n = 0;
+	m->records = c->delivered_unmarked;
+	m->id = ++c->next_mark;
+	for (i = 0; i < c->nslots; i++) {
+		struct cslot *cs = &c->cs[i];
+		if (!cs->tracked || !cs->dirty)
+			continue;
+		ment_of(cs, i, &e);
+		if (ment_push(m, &e) < 0)
+			return -ENOMEM;
+		cs->dirty = 0;
+	}
+	if (c->noslot_r != c->noslot_marked) {
+		memset(&e, 0, sizeof(e));
+		e.cur.slot = RT_CURSOR_GLOBAL;
+		e.cur.dropped = c->noslot_r;
+		if (ment_push(m, &e) < 0)
+			return -ENOMEM;
+		c->noslot_marked = c->noslot_r;
+	}
+	c->delivered_unmarked = 0;
+	c->mcount++;
+	if (entries)
+		*entries = m->pub;
+	if (n)
+		*n = m->n;
+	return m->id;
+}
+
+static void apply(struct rt_consumer *c, const struct ment *e)
+{
+	struct rt_ring *r = c->ring;
+	struct rt__slot *s;
+
+	if (e->cur.slot == RT_CURSOR_GLOBAL) {
+		if (e->cur.dropped > r->hdr->noslot_reported)
+			__atomic_store_n(&r->hdr->noslot_reported, e->cur.dropped, __ATOMIC_RELAXED);
+		return;
+	}
+	if (e->cur.slot >= c->nslots)
+		return;
+	s = &r->slots[e->cur.slot];
+	if (__atomic_load_n(&s->owner, __ATOMIC_ACQUIRE) == 0 ||
+	    __atomic_load_n(&s->gen, __ATOMIC_RELAXED) != e->cur.gen)
+		return; /* already freed */
+	if (e->chunk)
+		free_upto(c, e->cur.slot, e->chunk);
+	__atomic_store_n(&s->c_chunk, e->chunk, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->c_off, e->off, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->c_pos, e->cur.pos, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->c_records, e->cur.records, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->c_dropped, e->cur.dropped, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->c_flags, e->cur.flags & RT_CURSOR_LOST, __ATOMIC_RELAXED);
+	if (e->cur.flags & RT_CURSOR_FINAL)
+		free_slot(c, e->cur.slot);
+}
+
+int rt_consumer_release(struct rt_consumer *c, int64_t mark)
+{
+	if (c->mcount == 0 || mark < c->marks[c->mhead].id ||
+	    mark > c->marks[(c->mhead + c->mcount - 1) % MAX_MARKS].id)
+		return -EINVAL;
+	while (c->mcount && c->marks[c->mhead].id <= mark) {
+		struct mark *m = &c->marks[c->mhead];
+		size_t k;
+		for (k = 0; k < m->n; k++)
+			apply(c, &m->e[k]);
+		__atomic_fetch_add(&c->ring->hdr->consumed_total, m->records, __ATOMIC_RELAXED);
+		c->mhead = (c->mhead + 1) % MAX_MARKS;
+		c->mcount--;
+	}
+	return 0;
+}
+
+size_t rt_consumer_pending(struct rt_consumer *c)
+{
+	return c->mcount;
+}
+
+int rt_consumer_cursor_all(struct rt_consumer *c, struct rt_cursor *out, size_t max)
+{
+	struct ment e;
+	size_t n = 0;
+	uint32_t i;
+
+	for (i = 0; i < c->nslots; i++) {
+		if (!c->cs[i].tracked)
+			continue;
+		if (n == max)
+			return -ENOSPC;
+		ment_of(&c->cs[i], i, &e);
+		out[n++] = e.cur;
+	}
+	if (n == max)
+		return -ENOSPC;
+	memset(&out[n], 0, sizeof(out[n]));
+	out[n].slot = RT_CURSOR_GLOBAL;
+	out[n].dropped = c->noslot_r;
+	return (int)(n + 1);
+}
+
+/* Move a read position forward to stream position @pos. */
+static int seek_pos(struct rt_consumer *c, uint32_t i, uint64_t pos)
+{
+	struct rt_ring *r = c->ring;
+	struct rt__slot *s = &r->slots[i];
+	struct cslot *cs = &c->cs[i];
+	uint32_t idx = cs->r_chunk, steps = 0;
+
+	if (idx == 0)
+		idx = __atomic_load_n(&s->first, __ATOMIC_ACQUIRE);
+	while (idx && idx <= r->hdr->nchunks && steps++ < r->hdr->nchunks) {
+		struct rt__chunk *ch = rt__chunk_at(r, idx - 1);
+		uint32_t end = RT__COMMIT_END(__atomic_load_n(&ch->committed, __ATOMIC_ACQUIRE));
+		if (end < RT__CHUNK_HDR || end > r->hdr->chunk_size)
+			return -EINVAL;
+		if (pos >= ch->base && pos <= ch->base + (end - RT__CHUNK_HDR)) {
+			cs->r_chunk = idx;
+			cs->r_off = (uint32_t)(RT__CHUNK_HDR + (pos - ch->base));
+			cs->r_pos = pos;
+			cs->dirty = 1;
+			return 0;
+		}
+		idx = __atomic_load_n(&ch->next, __ATOMIC_ACQUIRE);
+	}
+	return -EINVAL;
+}
+
+int rt_consumer_restore(struct rt_consumer *c, const struct rt_cursor *e, size_t n)
+{
+	struct rt_ring *r = c->ring;
+	int64_t m;
+	size_t k;
+	int err = 0;
+
+	for (k = 0; k < n; k++) {
+		struct rt__slot *s;
+		struct cslot *cs;
+		uint32_t state;
+
+		if (e[k].slot == RT_CURSOR_GLOBAL) {
+			if (e[k].dropped > c->noslot_r)
+				c->noslot_r = e[k].dropped;
+			continue;
+		}
+		if (e[k].slot >= c->nslots) {
+			err = -EINVAL;
+			continue;
+		}
+		s = &r->slots[e[k].slot];
+		cs = &c->cs[e[k].slot];
+		if (__atomic_load_n(&s->owner, __ATOMIC_ACQUIRE) == 0)
+			continue;
+		state = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+		if ((state != RT__SLOT_ACTIVE && state != RT__SLOT_RETIRED) ||
+		    __atomic_load_n(&s->gen, __ATOMIC_RELAXED) != e[k].gen)
+			continue; /* that writer's slot was freed since */
+		if (!cs->tracked || cs->gen != __atomic_load_n(&s->gen, __ATOMIC_RELAXED))
+			track(c, e[k].slot);
+		if (e[k].pos > cs->r_pos && seek_pos(c, e[k].slot, e[k].pos) < 0) {
+			err = -EINVAL;
+			continue;
+		}
+		if (e[k].records > cs->r_records)
+			cs->r_records = e[k].records;
+		if (e[k].dropped > cs->r_dropped)
+			cs->r_dropped = e[k].dropped;
+		cs->r_flags |= e[k].flags & RT_CURSOR_LOST;
+		if (e[k].flags & RT_CURSOR_FINAL)
+			cs->phase = PH_FINAL;
+		cs->dirty = 1;
+	}
+	/* Those positions are durable already: make the ring know them. */
+	m = rt_consumer_mark(c, NULL, NULL);
+	if (m > 0) {
+		c->marks[(c->mhead + c->mcount - 1) % MAX_MARKS].records = 0;
+		rt_consumer_release(c, m);
+	}
+	return err;
+}
+
+/* ------------------------------------------------------------------------
+ * Open and close
+ * ------------------------------------------------------------------------ */
+
+int rt_consumer_open(const char *path, struct rt_consumer **out)
+{
+	struct rt_consumer *c;
+	struct rt_ring *r;
+	uint32_t i, hwm;
+	int err;
+
+	err = rt_ring_open(path, RT_RING_RDWR, &r);
+	if (err)
+		return err;
+	if (flock(r->fd, LOCK_EX | LOCK_NB) < 0) {
+		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		rt_ring_close(r);
+		return err;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		rt_ring_close(r);
+		return -ENOMEM;
+	}
+	c->ring = r;
+	c->nslots = r->hdr->nslots;
+	c->cs = calloc(c->nslots, sizeof(*c->cs));
+	if (!c->cs) {
+		rt_consumer_close(c);
+		return -ENOMEM;
+	}
+	c->tsc = (r->hdr->flags_incompat & RT__RING_F_TSC) != 0;
+	c->tsc_hz = r->hdr->tsc_hz;
+	c->noslot_r = c->noslot_marked = r->hdr->noslot_reported;
+	/* Pick up where the last consumer's durable positions left off. */
+	hwm = __atomic_load_n(&r->hdr->slot_hwm, __ATOMIC_ACQUIRE);
+	for (i = 0; i < hwm && i < c->nslots; i++) {
+		uint32_t state = __atomic_load_n(&r->slots[i].state, __ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&r->slots[i].owner, __ATOMIC_ACQUIRE) &&
+		    (state == RT__SLOT_ACTIVE || state == RT__SLOT_RETIRED))
+			track(c, i);
+	}
+	__atomic_store_n(&r->hdr->consumer_pid, (uint64_t)getpid(), __ATOMIC_RELEASE);
+	clock_sample(c);
+	*out = c;
+	return 0;
+}
+
+void rt_consumer_close(struct rt_consumer *c)
+{
+	size_t k;
+
+	if (!c)
+		return;
+	if (c->ring) {
+		uint64_t me = (uint64_t)getpid();
+		__atomic_compare_exchange_n(&c->ring->hdr->consumer_pid, &me, 0, 0, __ATOMIC_RELEASE,
+					    __ATOMIC_RELAXED);
+		rt_ring_close(c->ring); /* closing the fd drops the flock */
+	}
+	for (k = 0; k < MAX_MARKS; k++) {
+		free(c->marks[k].e);
+		free(c->marks[k].pub);
+	}
+	free(c->cs);
+	free(c);
+}
+
+struct rt_ring *rt_consumer_ring(struct rt_consumer *c)
+{
+	return c->ring;
+}
+
+uint64_t rt_consumer_ring_id(struct rt_consumer *c)
+{
+	return c->ring->hdr->ring_id;
+}

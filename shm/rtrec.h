@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rtrec.h - the ringtail record: decoded view, validation and encoding.
+ *
+ * The byte layout is drawn in include/ringtail.h (struct rt__rec) and written
+ * up in docs/ring.md; ring chunks and segment blocks hold records in the same
+ * layout. Nothing here trusts its input: every decoder checks every length.
+ */
+#ifndef RTREC_H
+#define RTREC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ringtail.h"
+
+/* Public record flags (the same bits as RT__RF_*). */
+#define RT_REC_TRACE RT__RF_TRACE
+#define RT_REC_SPAN RT__RF_SPAN
+#define RT_REC_LOSS RT__RF_LOSS
+
+/* A decoded record. Pointers point into the buffer it was decoded from. */
+struct rt_rec {
+	uint64_t time_ns;   /* ns since the epoch (raw TSC ticks in a ring record with RT__RF_TSC) */
+	uint32_t pid;
+	uint32_t tid;
+	uint8_t severity;   /* OTel SeverityNumber 1..24 */
+	uint8_t flags;      /* RT_REC_* */
+	const uint8_t *trace_id; /* 16 bytes, or NULL */
+	const uint8_t *span_id;  /* 8 bytes, or NULL */
+	const char *service;
+	size_t service_len;
+	const uint8_t *attrs;    /* encoded: {u8 klen, key, u16le vlen, value}... */
+	size_t attrs_len;
+	const char *msg;
+	size_t msg_len;
+};
+
+/* One attribute, as iterated by rt_attr_next(). */
+struct rt_attr_view {
+	const char *key;
+	size_t key_len;
+	const char *value;
+	size_t value_len;
+};
+
+/*
+ * rt_rec_decode - validate and decode the record at @buf.
+ * @avail: bytes available at @buf.
+ * @flags_ok: record flags accepted (e.g. RT__RF_KNOWN & ~RT__RF_LOSS for
+ *   records a writer made).
+ * @stride: set to the record's padded size on success.
+ * @return 0, or -EBADMSG when any field is out of range or the lengths do
+ * not add up. Reads the header once, so a buffer changing underneath (shared
+ * memory) cannot make it read out of bounds.
+ */
+int rt_rec_decode(const void *buf, size_t avail, unsigned flags_ok, struct rt_rec *out,
+		  size_t *stride);
+
+/*
+ * rt_rec_size - bytes @r encodes to, before padding to 8.
+ */
+size_t rt_rec_size(const struct rt_rec *r);
+
+/*
+ * rt_rec_encode - write @r at @buf in the record layout, padding with zeros
+ * to a multiple of 8. The caller provides RT__ALIGN8(rt_rec_size(r)) bytes.
+ * @return the padded size written.
+ */
+size_t rt_rec_encode(const struct rt_rec *r, void *buf);
+
+/*
+ * rt_attr_next - step through an encoded attribute block.
+ * @pos: in/out offset into @attrs (start at 0).
+ * @return 1 with @out filled, 0 at the end, -EBADMSG if malformed.
+ */
+int rt_attr_next(const uint8_t *attrs, size_t len, size_t *pos, struct rt_attr_view *out);
+
+/*
+ * rt_attrs_check - 0 when the attribute block is well formed, else -EBADMSG.
+ */
+int rt_attrs_check(const uint8_t *attrs, size_t len);
+
+/*
+ * rt_service_valid - 1 if @s (length @n) may name a service: 1..64 bytes,
+ * no '/', no control bytes, not "." or "..".
+ */
+int rt_service_valid(const char *s, size_t n);
+
+#endif /* RTREC_H */
