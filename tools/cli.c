@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+/* cli.c - argument parsing helpers for the ringtail tool. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cli.h"
+#include "ringtail.h"
+
+int cli_parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int cli_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mul = 1;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (toupper((unsigned char)*end)) {
+	case '\0':
+		break;
+	case 'K':
+		mul = 1ull << 10;
+		break;
+	case 'M':
+		mul = 1ull << 20;
+		break;
+	case 'G':
+		mul = 1ull << 30;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*end) {
+		end++;
+		if (toupper((unsigned char)*end) == 'I')
+			end++;
+		if (toupper((unsigned char)*end) == 'B')
+			end++;
+		if (*end)
+			return -EINVAL;
+	}
+	if (v > UINT64_MAX / mul)
+		return -EINVAL;
+	*out = v * mul;
+	return 0;
+}
+
+int cli_parse_severity(const char *s)
+{
+	static const struct {
+		const char *name;
+		int sev;
+	} names[] = {
+		{"trace", RT_TRACE},  {"debug", RT_DEBUG},   {"info", RT_INFO},
+		{"notice", RT_INFO + 1}, {"warn", RT_WARN},  {"warning", RT_WARN},
+		{"error", RT_ERROR},  {"err", RT_ERROR},     {"crit", RT_FATAL - 1},
+		{"critical", RT_FATAL - 1}, {"alert", RT_FATAL}, {"emerg", RT_FATAL + 1},
+		{"fatal", RT_FATAL},  {"panic", RT_FATAL + 1},
+	};
+	const char *dot = strrchr(s, '.');
+	uint64_t v;
+	size_t i;
+
+	if (dot) /* logger(1) style facility.level: the level is what counts */
+		s = dot + 1;
+	if (cli_parse_u64(s, &v) == 0)
+		return v >= RT_SEVERITY_MIN && v <= RT_SEVERITY_MAX ? (int)v : -EINVAL;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcasecmp(s, names[i].name) == 0)
+			return names[i].sev;
+	return -EINVAL;
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int cli_parse_hex(const char *s, uint8_t *out, size_t n)
+{
+	size_t i;
+
+	if (strlen(s) != 2 * n)
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		int hi = hexval((unsigned char)s[2 * i]), lo = hexval((unsigned char)s[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+void cli_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("ringtail: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void cli_use_ring(const char *path)
+{
+	if (path)
+		setenv(RT_RING_ENV, path, 1);
+}

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+/* cli.h - helpers shared by the commands of the ringtail tool. */
+#ifndef RT_CLI_H
+#define RT_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Every command: argv[0] is the command name. Returns the exit status. */
+int cmd_log(int argc, char **argv);
+int cmd_wrap(int argc, char **argv);
+int cmd_stat(int argc, char **argv);
+int cmd_ring(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int bench_writer(int argc, char **argv);
+
+/* Parse "4096", "64K", "64M", "1G" (powers of 1024). 0 or -EINVAL. */
+int cli_parse_size(const char *s, uint64_t *out);
+/* Parse a non-negative integer. 0 or -EINVAL. */
+int cli_parse_u64(const char *s, uint64_t *out);
+/* Parse "info", "warning", "err", "user.notice", or 1..24. -EINVAL if bad. */
+int cli_parse_severity(const char *s);
+/* Parse @n bytes of hex into @out (2*@n hex digits). 0 or -EINVAL. */
+int cli_parse_hex(const char *s, uint8_t *out, size_t n);
+/* Print "ringtail: " + message to stderr. */
+void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Point the writer at @path (sets $RINGTAIL_RING) when @path is not NULL. */
+void cli_use_ring(const char *path);
+
+#endif
