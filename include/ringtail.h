@@ -67,6 +67,12 @@ extern "C" {
 #define RT__STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
 #endif
 
+/* Tests define this to act in the middle of a record (after it is announced,
+ * before it is published); it is empty otherwise. */
+#ifndef RT__TEST_MIDWRITE
+#define RT__TEST_MIDWRITE() ((void)0)
+#endif
+
 #define RT__LIKELY(x) __builtin_expect(!!(x), 1)
 #define RT__UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define RT__WEAK __attribute__((weak))
@@ -395,25 +401,30 @@ struct rt__slot {
 	uint64_t written_sealed; /* records in chunks already sealed */
 	uint64_t pad1;
 
-	/* Line 2: the consumer's durable position, written only by it. */
-	uint32_t c_chunk;     /* chunk index + 1 of the durable position */
-	uint32_t c_off;       /* offset inside it */
-	uint64_t c_pos;       /* stream position */
+	/* Line 2: the consumer's durable position, written only by it. A
+	 * consumer can be killed between any two stores, so the position is
+	 * one word, and it is stored after the counters and before any chunk
+	 * behind it is freed. */
+	uint64_t c_where;     /* (chunk index + 1) << 32 | offset; 0 = before the first */
 	uint64_t c_records;   /* records consumed */
 	uint64_t c_dropped;   /* drops already reported in the log */
 	uint64_t chunks_freed;
 	uint32_t c_flags;     /* RT__CF_* */
 	uint32_t pad2;
-	uint64_t pad3[2];
+	uint64_t pad3[3];
 
 	uint8_t pad4[RT__CACHELINE];
 };
 RT__STATIC_ASSERT(sizeof(struct rt__slot) == RT__SLOT_SIZE, "slot size");
 RT__STATIC_ASSERT(offsetof(struct rt__slot, drop_full) == RT__CACHELINE, "slot line 1");
-RT__STATIC_ASSERT(offsetof(struct rt__slot, c_chunk) == 2 * RT__CACHELINE, "slot line 2");
+RT__STATIC_ASSERT(offsetof(struct rt__slot, c_where) == 2 * RT__CACHELINE, "slot line 2");
 
 /* Consumer flags of a slot. */
-#define RT__CF_LOST_REPORTED 0x1u
+#define RT__CF_LOST_REPORTED 0x1u /* the dying write's loss is in the log */
+#define RT__CF_FINAL 0x2u         /* being freed: finish freeing it */
+#define RT__WHERE(chunk, off) (((uint64_t)(chunk) << 32) | (uint32_t)(off))
+#define RT__WHERE_CHUNK(w) ((uint32_t)((w) >> 32))
+#define RT__WHERE_OFF(w) ((uint32_t)(w))
 
 struct rt__chunk {
 	uint64_t committed;
@@ -639,9 +650,10 @@ RT__COLD int rt__open_checked_v1(const char *path, int flags, uint64_t *size)
 	struct stat st;
 	int fd;
 
-	fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO planted at the path must not hang the open. */
+	fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
-		return -errno;
+		return errno == EISDIR ? -ENODEV : -errno;
 	if (fstat(fd, &st) < 0) {
 		int err = -errno;
 		close(fd);
@@ -949,7 +961,7 @@ static inline int rt__claim_chunk(struct rt__tls *t, int severity)
 	c->gen = s->gen;
 	if (t->chunk)
 		t->stream += RT__COMMIT_END(t->commit) - RT__CHUNK_HDR;
-	c->base = t->stream;
+	__atomic_store_n(&c->base, t->stream, __ATOMIC_RELAXED);
 	rt__count(&s->chunks_claimed, 1);
 	/* Release: the consumer that follows the link sees the header above. */
 	if (t->chunk) {
@@ -1672,6 +1684,7 @@ RT__WEAK __attribute__((noinline)) int rt__writex_v1(int severity, const struct 
 	w = rt__put_head(t, severity, o, svc, svc_len, attr_len);
 	RT__CAST(struct rt__rec *, t->wp)->len = (uint32_t)(head + len);
 	RT__CAST(struct rt__rec *, t->wp)->msg_len = (uint32_t)len;
+	RT__TEST_MIDWRITE();
 	if (len)
 		memcpy(w, msg, len);
 	rt__publish(t, next, stride);
@@ -1714,6 +1727,7 @@ RT__WEAK __attribute__((noinline)) int rt__vprintfx_v1(int severity, const struc
 		space = t->room;
 		rt__begin(t, space);
 		w = rt__put_head(t, severity, o, svc, svc_len, attr_len);
+		RT__TEST_MIDWRITE();
 		cap = space - head;
 		va_copy(aq, ap);
 		n = rt__fmt(w, cap, fmt, aq);
@@ -1765,6 +1779,7 @@ static inline int rt_writex(int severity, const struct rt_opts *o, const char *m
 			r->severity = (uint8_t)severity;
 			r->time = rt__now(t);
 			r->msg_len = (uint32_t)len;
+			RT__TEST_MIDWRITE();
 			memcpy(w + RT__REC_HDR + t->svc_len, msg, len);
 			rt__publish(t, next, stride);
 			return 0;

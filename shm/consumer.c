@@ -176,7 +176,9 @@ static uint64_t proc_starttime(uint32_t pid)
 static void track(struct rt_consumer *c, uint32_t i)
 {
 	struct rt__slot *s = &c->ring->slots[i];
+	struct rt__ring_hdr *h = c->ring->hdr;
 	struct cslot *cs = &c->cs[i];
+	uint64_t where;
 	size_t n;
 
 	memset(cs, 0, sizeof(*cs));
@@ -190,15 +192,22 @@ static void track(struct rt_consumer *c, uint32_t i)
 	cs->service[n] = '\0';
 	if (!rt_service_valid(cs->service, n))
 		strcpy(cs->service, "?");
-	cs->r_chunk = __atomic_load_n(&s->c_chunk, __ATOMIC_RELAXED);
-	cs->r_off = __atomic_load_n(&s->c_off, __ATOMIC_RELAXED);
-	cs->r_pos = __atomic_load_n(&s->c_pos, __ATOMIC_RELAXED);
+	where = __atomic_load_n(&s->c_where, __ATOMIC_RELAXED);
+	cs->r_chunk = RT__WHERE_CHUNK(where);
+	cs->r_off = RT__WHERE_OFF(where);
 	cs->r_records = __atomic_load_n(&s->c_records, __ATOMIC_RELAXED);
 	cs->r_dropped = __atomic_load_n(&s->c_dropped, __ATOMIC_RELAXED);
-	cs->r_flags = __atomic_load_n(&s->c_flags, __ATOMIC_RELAXED);
-	if (cs->r_chunk > c->ring->hdr->nchunks)
-		cs->broken = 1;
+	cs->r_flags = __atomic_load_n(&s->c_flags, __ATOMIC_RELAXED) & RT_CURSOR_LOST;
 	cs->phase = PH_LIVE;
+	if (cs->r_chunk) {
+		/* The stream position follows from the chunk's own base. */
+		if (cs->r_chunk > h->nchunks || cs->r_off < RT__CHUNK_HDR || cs->r_off > h->chunk_size ||
+		    __atomic_load_n(&c->ring->owners[cs->r_chunk - 1], __ATOMIC_RELAXED) != i + 1)
+			cs->broken = 1;
+		else
+			cs->r_pos = rt__chunk_at(c->ring, cs->r_chunk - 1)->base +
+				    (cs->r_off - RT__CHUNK_HDR);
+	}
 }
 
 /* ------------------------------------------------------------------------
@@ -213,6 +222,7 @@ static void free_chunk(struct rt_consumer *c, struct rt__slot *s, uint32_t idx)
 	__atomic_store_n(&ch->committed, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&ch->pending, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&ch->next, 0u, __ATOMIC_RELAXED);
+	__atomic_store_n(&ch->base, UINT64_MAX, __ATOMIC_RELAXED);
 	/* Release pairs with the claiming writer's acquire CAS. */
 	__atomic_store_n(&r->owners[idx], 0u, __ATOMIC_RELEASE);
 	__atomic_fetch_add(&r->hdr->free_chunks, 1, __ATOMIC_RELAXED);
@@ -221,12 +231,13 @@ static void free_chunk(struct rt_consumer *c, struct rt__slot *s, uint32_t idx)
 	__atomic_store_n(&r->hdr->alloc_hint, (uint64_t)idx, __ATOMIC_RELAXED);
 }
 
-/* Free every chunk from the durable position up to (not including) @upto. */
-static void free_upto(struct rt_consumer *c, uint32_t i, uint32_t upto)
+/* Free every chunk from @from (index + 1; 0 = the writer's first) up to,
+ * not including, @upto. */
+static void free_upto(struct rt_consumer *c, uint32_t i, uint32_t from, uint32_t upto)
 {
 	struct rt_ring *r = c->ring;
 	struct rt__slot *s = &r->slots[i];
-	uint32_t idx = __atomic_load_n(&s->c_chunk, __ATOMIC_RELAXED), steps = 0;
+	uint32_t idx = from, steps = 0;
 
 	if (idx == 0)
 		idx = __atomic_load_n(&s->first, __ATOMIC_ACQUIRE);
@@ -242,29 +253,40 @@ static void free_upto(struct rt_consumer *c, uint32_t i, uint32_t upto)
 
 /* The writer is gone and everything it wrote is durable: free its chunks
  * (including any it claimed but died before linking) and the slot. */
+/* Give a slot back: clear the consumer's line, then the owner. Release
+ * pairs with the next owner's acquire CAS on owner. */
+static void reset_slot(struct rt__slot *s, uint32_t owner)
+{
+	__atomic_store_n(&s->c_where, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->c_records, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->c_dropped, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->chunks_freed, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->c_flags, 0u, __ATOMIC_RELAXED);
+	__atomic_compare_exchange_n(&s->owner, &owner, 0u, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+}
+
+/*
+ * The writer is gone and everything it wrote is durable: free its chunks
+ * (including any it claimed but died before linking) and the slot. Marked
+ * FINAL first, so that a consumer killed half way finishes the job.
+ */
 static void free_slot(struct rt_consumer *c, uint32_t i)
 {
 	struct rt_ring *r = c->ring;
 	struct rt__slot *s = &r->slots[i];
 	struct rt__ring_hdr *h = r->hdr;
-	uint32_t k;
+	uint32_t k, owner = __atomic_load_n(&s->owner, __ATOMIC_ACQUIRE);
 
+	__atomic_store_n(&s->c_flags, __atomic_load_n(&s->c_flags, __ATOMIC_RELAXED) | RT__CF_FINAL,
+			 __ATOMIC_RELEASE);
 	for (k = 0; k < h->nchunks; k++)
 		if (__atomic_load_n(&r->owners[k], __ATOMIC_RELAXED) == i + 1)
 			free_chunk(c, s, k);
 	__atomic_fetch_add(&h->written_retired, __atomic_load_n(&s->c_records, __ATOMIC_RELAXED),
 			   __ATOMIC_RELAXED);
 	__atomic_fetch_add(&h->dropped_retired, rt__slot_drops(s), __ATOMIC_RELAXED);
-	__atomic_store_n(&s->c_chunk, 0u, __ATOMIC_RELAXED);
-	__atomic_store_n(&s->c_off, 0u, __ATOMIC_RELAXED);
-	__atomic_store_n(&s->c_pos, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&s->c_records, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&s->c_dropped, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&s->c_flags, 0u, __ATOMIC_RELAXED);
-	__atomic_store_n(&s->chunks_freed, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&s->state, RT__SLOT_FREE, __ATOMIC_RELAXED);
-	/* Release pairs with the next owner's acquire CAS on owner. */
-	__atomic_store_n(&s->owner, 0u, __ATOMIC_RELEASE);
+	__atomic_store_n(&s->state, RT__SLOT_FREE, __ATOMIC_RELEASE);
+	reset_slot(s, owner);
 	c->cs[i].tracked = 0;
 }
 
@@ -289,11 +311,8 @@ static void liveness_scan(struct rt_consumer *c)
 		state = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
 		if (state == RT__SLOT_CLAIMED || state == RT__SLOT_FREE) {
 			/* Died between claiming the slot and filling it in. */
-			if (pid_gone(owner)) {
-				uint32_t expect = owner;
-				__atomic_compare_exchange_n(&s->owner, &expect, 0u, 0, __ATOMIC_RELEASE,
-							    __ATOMIC_RELAXED);
-			}
+			if (pid_gone(owner))
+				reset_slot(s, owner);
 			continue;
 		}
 		if (!cs->tracked || cs->gen != __atomic_load_n(&s->gen, __ATOMIC_RELAXED) ||
@@ -665,6 +684,7 @@ static void apply(struct rt_consumer *c, const struct ment *e)
 {
 	struct rt_ring *r = c->ring;
 	struct rt__slot *s;
+	uint32_t old;
 
 	if (e->cur.slot == RT_CURSOR_GLOBAL) {
 		if (e->cur.dropped > r->hdr->noslot_reported)
@@ -677,14 +697,16 @@ static void apply(struct rt_consumer *c, const struct ment *e)
 	if (__atomic_load_n(&s->owner, __ATOMIC_ACQUIRE) == 0 ||
 	    __atomic_load_n(&s->gen, __ATOMIC_RELAXED) != e->cur.gen)
 		return; /* already freed */
-	if (e->chunk)
-		free_upto(c, e->cur.slot, e->chunk);
-	__atomic_store_n(&s->c_chunk, e->chunk, __ATOMIC_RELAXED);
-	__atomic_store_n(&s->c_off, e->off, __ATOMIC_RELAXED);
-	__atomic_store_n(&s->c_pos, e->cur.pos, __ATOMIC_RELAXED);
+	/* Counters, then the position in one store, then the chunks behind
+	 * it: a consumer killed in between leaves orphans (swept at the next
+	 * open), never a position inside a freed chunk. */
+	old = RT__WHERE_CHUNK(__atomic_load_n(&s->c_where, __ATOMIC_RELAXED));
 	__atomic_store_n(&s->c_records, e->cur.records, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->c_dropped, e->cur.dropped, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->c_flags, e->cur.flags & RT_CURSOR_LOST, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->c_where, RT__WHERE(e->chunk, e->off), __ATOMIC_RELEASE);
+	if (e->chunk && e->chunk != old)
+		free_upto(c, e->cur.slot, old, e->chunk);
 	if (e->cur.flags & RT_CURSOR_FINAL)
 		free_slot(c, e->cur.slot);
 }
@@ -817,6 +839,34 @@ int rt_consumer_restore(struct rt_consumer *c, const struct rt_cursor *e, size_t
  * Open and close
  * ------------------------------------------------------------------------ */
 
+/*
+ * Chunks a writer owns that lie before its durable position were released
+ * but not yet freed when the last consumer died: free them. A chunk's base is
+ * its stream position; a chunk the writer has claimed but not yet filled in
+ * still has the base of a free chunk, UINT64_MAX, so it is never taken.
+ */
+static void sweep_orphans(struct rt_consumer *c)
+{
+	struct rt_ring *r = c->ring;
+	uint32_t k;
+
+	for (k = 0; k < r->hdr->nchunks; k++) {
+		uint32_t o = __atomic_load_n(&r->owners[k], __ATOMIC_ACQUIRE);
+		struct cslot *cs;
+		uint64_t base, durable;
+
+		if (o == 0 || o > c->nslots)
+			continue;
+		cs = &c->cs[o - 1];
+		if (!cs->tracked || cs->broken || cs->r_chunk == 0 || cs->r_chunk == k + 1)
+			continue;
+		base = __atomic_load_n(&rt__chunk_at(r, k)->base, __ATOMIC_RELAXED);
+		durable = __atomic_load_n(&rt__chunk_at(r, cs->r_chunk - 1)->base, __ATOMIC_RELAXED);
+		if (base < durable)
+			free_chunk(c, &r->slots[o - 1], k);
+	}
+}
+
 int rt_consumer_open(const char *path, struct rt_consumer **out)
 {
 	struct rt_consumer *c;
@@ -847,14 +897,21 @@ int rt_consumer_open(const char *path, struct rt_consumer **out)
 	c->tsc = (r->hdr->flags_incompat & RT__RING_F_TSC) != 0;
 	c->tsc_hz = r->hdr->tsc_hz;
 	c->noslot_r = c->noslot_marked = r->hdr->noslot_reported;
-	/* Pick up where the last consumer's durable positions left off. */
+	/* Pick up where the last consumer's durable positions left off, and
+	 * finish what it may have left half done. */
 	hwm = __atomic_load_n(&r->hdr->slot_hwm, __ATOMIC_ACQUIRE);
 	for (i = 0; i < hwm && i < c->nslots; i++) {
-		uint32_t state = __atomic_load_n(&r->slots[i].state, __ATOMIC_ACQUIRE);
-		if (__atomic_load_n(&r->slots[i].owner, __ATOMIC_ACQUIRE) &&
-		    (state == RT__SLOT_ACTIVE || state == RT__SLOT_RETIRED))
+		struct rt__slot *s = &r->slots[i];
+		uint32_t state = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+		if (!__atomic_load_n(&s->owner, __ATOMIC_ACQUIRE) ||
+		    (state != RT__SLOT_ACTIVE && state != RT__SLOT_RETIRED))
+			continue;
+		if (__atomic_load_n(&s->c_flags, __ATOMIC_RELAXED) & RT__CF_FINAL)
+			free_slot(c, i);
+		else
 			track(c, i);
 	}
+	sweep_orphans(c);
 	__atomic_store_n(&r->hdr->consumer_pid, (uint64_t)getpid(), __ATOMIC_RELEASE);
 	clock_sample(c);
 	*out = c;

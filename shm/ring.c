@@ -182,6 +182,11 @@ int rt_ring_create(const char *path, const struct rt_ring_params *p)
 	}
 	h->free_chunks = l.nchunks;
 	h->state = RT__RING_LIVE;
+	/* A free chunk's base is "infinitely far": see the orphan sweep in
+	 * rt_consumer_open(). */
+	for (uint32_t k = 0; k < l.nchunks; k++)
+		((struct rt__chunk *)((char *)m + l.chunks_off + (uint64_t)k * p->chunk_size))->base =
+			UINT64_MAX;
 	if (msync(m, RT__HDR_SIZE, MS_SYNC) < 0) {
 		err = -errno;
 		munmap(m, l.size);
@@ -294,8 +299,8 @@ int rt__consumer_alive(struct rt__ring_hdr *h, int fd)
 static void slot_queued(struct rt_ring *r, struct rt__slot *s, uint64_t *bytes, uint64_t *recs,
 			uint64_t *held, uint64_t *written)
 {
-	uint32_t idx = __atomic_load_n(&s->c_chunk, __ATOMIC_ACQUIRE);
-	uint32_t off = __atomic_load_n(&s->c_off, __ATOMIC_RELAXED);
+	uint64_t where = __atomic_load_n(&s->c_where, __ATOMIC_ACQUIRE);
+	uint32_t idx = RT__WHERE_CHUNK(where), off = RT__WHERE_OFF(where);
 	uint32_t steps = 0, last_count = 0;
 	uint64_t b = 0, n = 0;
 
