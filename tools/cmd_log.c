@@ -92,7 +92,8 @@ int cmd_log(int argc, char **argv)
 					optarg, RT_SERVICE_MAX);
 				return 2;
 			}
-			o.service = optarg;
+			/* The process's service: `ringtail stat` shows it too. */
+			rt_set_service(optarg);
 			break;
 		case 'p':
 			sev = cli_parse_severity(optarg);
@@ -264,6 +265,7 @@ int cmd_wrap(int argc, char **argv)
 	struct outcome oc = {0, 0, 0};
 	struct sigaction sa;
 	int out[2], errp[2], exec_pipe[2], tee = 0, c, status = 0, exec_err = 0, open_n = 2;
+	int have_service = 0;
 
 	memset(&o, 0, sizeof(o));
 	optind = 1;
@@ -274,7 +276,8 @@ int cmd_wrap(int argc, char **argv)
 				cli_err("bad service name '%s'", optarg);
 				return 2;
 			}
-			o.service = optarg;
+			rt_set_service(optarg);
+			have_service = 1;
 			break;
 		case 'e':
 			tee = 1;
@@ -290,7 +293,7 @@ int cmd_wrap(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!o.service || optind >= argc) {
+	if (!have_service || optind >= argc) {
 		fputs(wrap_usage, stderr);
 		return 2;
 	}
