@@ -87,4 +87,35 @@ int rt_attrs_check(const uint8_t *attrs, size_t len);
  */
 int rt_service_valid(const char *s, size_t n);
 
+/* ------------------------------------------------------------------------
+ * A record as a line of text (docs/fs.md). The version changes whenever the
+ * line changes; stored sizes carry it.
+ * ------------------------------------------------------------------------ */
+
+#define RT_RENDER_VERSION 1
+#define RT_RENDER_TIME_LEN 30 /* 2026-11-21T23:53:07.123456789Z */
+
+/*
+ * rt_render_len - exact bytes rt_render() writes for @r with sequence @seq
+ * and a host name of @host_len bytes, newline included.
+ */
+size_t rt_render_len(const struct rt_rec *r, uint64_t seq, size_t host_len);
+
+/*
+ * rt_render - write @r as one line at @out (rt_render_len() bytes, ending
+ * in '\n'). Control bytes, backslashes and bytes that are not valid UTF-8
+ * are escaped (\n \t \r \\ \xHH), so one record is always one line.
+ * @return bytes written.
+ */
+size_t rt_render(const struct rt_rec *r, uint64_t seq, const char *host, size_t host_len,
+		 char *out);
+
+/* rt_render_time - write @ns as 2026-11-21T23:53:07.123456789Z (30 bytes);
+ * returns the end. */
+char *rt_render_time(char *w, uint64_t ns);
+
+/* rt_escaped_len / rt_escape - the escaping rt_render() applies. */
+size_t rt_escaped_len(const char *s, size_t n);
+char *rt_escape(char *w, const char *s, size_t n);
+
 #endif /* RTREC_H */

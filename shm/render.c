@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * render.c - a record as one line of text (docs/fs.md):
+ *
+ *   2026-11-21T23:53:07.123456789Z web01 api[1234/1235] #4711 INFO trace=... span=... message k=v
+ *
+ * rt_render_len() gives the exact length rt_render() writes, without
+ * writing, so the spooler can record file sizes the filesystem shows.
+ */
+#include <string.h>
+
+#include "rtrec.h"
+
+static const char hexd[] = "0123456789abcdef";
+
+/* Length of an unsigned decimal. */
+static size_t dec_len(uint64_t v)
+{
+	size_t n = 1;
+	while (v >= 10) {
+		v /= 10;
+		n++;
+	}
+	return n;
+}
+
+static char *put_dec(char *w, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		*w++ = tmp[--n];
+	return w;
+}
+
+/* Bytes of a valid UTF-8 sequence starting at s (at most n available),
+ * 0 if the bytes there are not one (then they are escaped byte by byte). */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned c = s[0];
+	size_t len, i;
+	unsigned cp;
+
+	if (c < 0xc2 || c > 0xf4)
+		return 0;
+	len = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+	if (len > n)
+		return 0;
+	cp = c & (0x7f >> len);
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	/* No overlong forms, no surrogates, nothing past U+10FFFF. */
+	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+/* Does byte c go out as it is (and is it ASCII)? */
+static inline int plain(unsigned char c)
+{
+	return c >= 0x20 && c < 0x7f && c != '\\';
+}
+
+size_t rt_escaped_len(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, out = 0;
+
+	while (i < n) {
+		unsigned char c = p[i];
+		size_t k;
+		if (plain(c)) {
+			i++;
+			out++;
+		} else if (c == '\\' || c == '\n' || c == '\t' || c == '\r') {
+			i++;
+			out += 2;
+		} else if (c >= 0x80 && (k = utf8_seq(p + i, n - i)) != 0) {
+			i += k;
+			out += k;
+		} else {
+			i++;
+			out += 4;
+		}
+	}
+	return out;
+}
+
+char *rt_escape(char *w, const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c = p[i];
+		size_t k;
+		if (plain(c)) {
+			*w++ = (char)c;
+			i++;
+			continue;
+		}
+		switch (c) {
+		case '\\':
+			*w++ = '\\';
+			*w++ = '\\';
+			i++;
+			continue;
+		case '\n':
+			*w++ = '\\';
+			*w++ = 'n';
+			i++;
+			continue;
+		case '\t':
+			*w++ = '\\';
+			*w++ = 't';
+			i++;
+			continue;
+		case '\r':
+			*w++ = '\\';
+			*w++ = 'r';
+			i++;
+			continue;
+		default:
+			break;
+		}
+		if (c >= 0x80 && (k = utf8_seq(p + i, n - i)) != 0) {
+			memcpy(w, p + i, k);
+			w += k;
+			i += k;
+			continue;
+		}
+		*w++ = '\\';
+		*w++ = 'x';
+		*w++ = hexd[c >> 4];
+		*w++ = hexd[c & 15];
+		i++;
+	}
+	return w;
+}
+
+/* Civil date from days since 1970-01-01 (proleptic Gregorian). */
+static void civil(int64_t days, int *y, unsigned *m, unsigned *d)
+{
+	int64_t z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+	unsigned doe = (unsigned)(z - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	unsigned mp = (5 * doy + 2) / 153;
+
+	*d = doy - (153 * mp + 2) / 5 + 1;
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*y = (int)(yoe + era * 400 + (*m <= 2));
+}
+
+static char *put2(char *w, unsigned v)
+{
+	*w++ = (char)('0' + v / 10);
+	*w++ = (char)('0' + v % 10);
+	return w;
+}
+
+char *rt_render_time(char *w, uint64_t ns)
+{
+	uint64_t secs = ns / 1000000000u, frac = ns % 1000000000u;
+	int64_t days = (int64_t)(secs / 86400);
+	unsigned sod = (unsigned)(secs % 86400), m, d, i;
+	int y;
+
+	civil(days, &y, &m, &d);
+	if (y > 9999)
+		y = 9999;
+	w = put2(w, (unsigned)y / 100);
+	w = put2(w, (unsigned)y % 100);
+	*w++ = '-';
+	w = put2(w, m);
+	*w++ = '-';
+	w = put2(w, d);
+	*w++ = 'T';
+	w = put2(w, sod / 3600);
+	*w++ = ':';
+	w = put2(w, sod / 60 % 60);
+	*w++ = ':';
+	w = put2(w, sod % 60);
+	*w++ = '.';
+	for (i = 9; i-- > 0;) {
+		w[i] = (char)('0' + frac % 10);
+		frac /= 10;
+	}
+	w += 9;
+	*w++ = 'Z';
+	return w;
+}
+
+size_t rt_render_len(const struct rt_rec *r, uint64_t seq, size_t host_len)
+{
+	struct rt_attr_view a;
+	size_t n, pos = 0;
+
+	/* time host service[pid/tid] #seq SEV */
+	n = RT_RENDER_TIME_LEN + 1 + host_len + 1 + r->service_len + 1 + dec_len(r->pid) + 1 +
+	    dec_len(r->tid) + 1 + 2 + dec_len(seq) + 1 + strlen(rt_severity_name(r->severity));
+	if (r->trace_id)
+		n += 7 + 32;
+	if (r->span_id)
+		n += 6 + 16;
+	n += 1 + rt_escaped_len(r->msg, r->msg_len);
+	while (rt_attr_next(r->attrs, r->attrs_len, &pos, &a) == 1)
+		n += 1 + rt_escaped_len(a.key, a.key_len) + 1 + rt_escaped_len(a.value, a.value_len);
+	return n + 1; /* newline */
+}
+
+size_t rt_render(const struct rt_rec *r, uint64_t seq, const char *host, size_t host_len,
+		 char *out)
+{
+	const char *sev = rt_severity_name(r->severity);
+	struct rt_attr_view a;
+	size_t pos = 0, i;
+	char *w = out;
+
+	w = rt_render_time(w, r->time_ns);
+	*w++ = ' ';
+	memcpy(w, host, host_len);
+	w += host_len;
+	*w++ = ' ';
+	memcpy(w, r->service, r->service_len);
+	w += r->service_len;
+	*w++ = '[';
+	w = put_dec(w, r->pid);
+	*w++ = '/';
+	w = put_dec(w, r->tid);
+	*w++ = ']';
+	*w++ = ' ';
+	*w++ = '#';
+	w = put_dec(w, seq);
+	*w++ = ' ';
+	i = strlen(sev);
+	memcpy(w, sev, i);
+	w += i;
+	if (r->trace_id) {
+		memcpy(w, " trace=", 7);
+		w += 7;
+		for (i = 0; i < 16; i++) {
+			*w++ = hexd[r->trace_id[i] >> 4];
+			*w++ = hexd[r->trace_id[i] & 15];
+		}
+	}
+	if (r->span_id) {
+		memcpy(w, " span=", 6);
+		w += 6;
+		for (i = 0; i < 8; i++) {
+			*w++ = hexd[r->span_id[i] >> 4];
+			*w++ = hexd[r->span_id[i] & 15];
+		}
+	}
+	*w++ = ' ';
+	w = rt_escape(w, r->msg, r->msg_len);
+	while (rt_attr_next(r->attrs, r->attrs_len, &pos, &a) == 1) {
+		*w++ = ' ';
+		w = rt_escape(w, a.key, a.key_len);
+		*w++ = '=';
+		w = rt_escape(w, a.value, a.value_len);
+	}
+	*w++ = '\n';
+	return (size_t)(w - out);
+}
