@@ -1,0 +1,295 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ringtaild.c - the spooler daemon: runs in the foreground with no
+ * configuration; drains the ring into the spool until SIGTERM or SIGINT,
+ * then drains what the ring holds and exits. Its own messages go into the
+ * ring as service "ringtaild" (and to stderr when they are warnings or the
+ * ring cannot take them).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ringtail.h"
+#include "rtspool.h"
+
+static volatile sig_atomic_t stop;
+static int quiet;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+/* The engine's messages: into the ring as "ringtaild", and to stderr. */
+static void log_cb(void *arg, int sev, const char *msg)
+{
+	struct rt_opts o;
+	int err;
+
+	(void)arg;
+	memset(&o, 0, sizeof(o));
+	o.service = "ringtaild";
+	err = rt_writex(sev, &o, msg, strlen(msg));
+	if (err)
+		fprintf(stderr, "ringtaild: %s (not in the log: %s)\n", msg, rt_strerror(err));
+	else if (sev >= RT_WARN || !quiet)
+		fprintf(stderr, "ringtaild: %s\n", msg);
+}
+
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mul = 1;
+
+	if (!isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (toupper((unsigned char)*end)) {
+	case '\0':
+		break;
+	case 'K':
+		mul = 1ull << 10;
+		break;
+	case 'M':
+		mul = 1ull << 20;
+		break;
+	case 'G':
+		mul = 1ull << 30;
+		break;
+	case 'T':
+		mul = 1ull << 40;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*end && end[1] && strcasecmp(end + 1, "B") && strcasecmp(end + 1, "iB"))
+		return -EINVAL;
+	if (v > UINT64_MAX / mul)
+		return -EINVAL;
+	*out = v * mul;
+	return 0;
+}
+
+/* "500us", "2ms", "30s", "15m", "1h", "7d" (a bare number is seconds). */
+static int parse_duration(const char *s, uint64_t *ns)
+{
+	static const struct {
+		const char *unit;
+		uint64_t mul;
+	} units[] = {{"ns", 1},
+		     {"us", 1000},
+		     {"ms", 1000000},
+		     {"s", 1000000000ull},
+		     {"m", 60ull * 1000000000},
+		     {"h", 3600ull * 1000000000},
+		     {"d", 86400ull * 1000000000},
+		     {"", 1000000000ull}};
+	char *end;
+	unsigned long long v;
+
+	if (!isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (!strcmp(end, units[i].unit)) {
+			if (v > UINT64_MAX / units[i].mul)
+				return -EINVAL;
+			*ns = v * units[i].mul;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+static const char *default_spool(char *buf, size_t n)
+{
+	const char *x = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+
+	if (geteuid() == 0)
+		return "/var/lib/ringtail";
+	if (x && *x)
+		snprintf(buf, n, "%s/ringtail", x);
+	else if (home && *home)
+		snprintf(buf, n, "%s/.local/state/ringtail", home);
+	else
+		return "/var/lib/ringtail";
+	return buf;
+}
+
+static const char usage[] =
+	"usage: ringtaild [OPTIONS]\n"
+	"Drains the shared-memory ring into a spool of sequenced LZ4 segment files.\n"
+	"Runs in the foreground; SIGTERM or SIGINT drain the ring and exit.\n"
+	"\n"
+	"  --ring PATH            the ring (default $RINGTAIL_RING or /dev/shm/ringtail);\n"
+	"                         made if missing\n"
+	"  --ring-size BYTES      size of a ring it makes (default 64M)\n"
+	"  --ring-group GROUP     group of a ring it makes (mode 0660)\n"
+	"  --spool DIR            the spool (default /var/lib/ringtail for root, else\n"
+	"                         $XDG_STATE_HOME/ringtail or ~/.local/state/ringtail)\n"
+	"  --host NAME            host name recorded in a new spool (default: hostname)\n"
+	"  --segment-size BYTES   start a new segment past this size (default 64M)\n"
+	"  --segment-age DURATION ... or this age (default 1h)\n"
+	"  --retain-bytes BYTES   remove the oldest segments past this total (default 4G)\n"
+	"  --retain-age DURATION  ... or past this age (default: no limit)\n"
+	"  --block-size BYTES     largest block, before compression (default 4M)\n"
+	"  --commit-window DURATION  longest a record waits before it is written\n"
+	"                         (default 2ms); writes are group commits\n"
+	"  --fsync block|none     fdatasync after each write (default), or never\n"
+	"  -q, --quiet            only warnings and errors on stderr\n"
+	"DURATION: a number with ns, us, ms, s, m, h or d. BYTES: with K, M, G or T.\n";
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"ring", required_argument, NULL, 'r'},
+		{"ring-size", required_argument, NULL, 'S'},
+		{"ring-group", required_argument, NULL, 'G'},
+		{"spool", required_argument, NULL, 's'},
+		{"host", required_argument, NULL, 'H'},
+		{"segment-size", required_argument, NULL, 'z'},
+		{"segment-age", required_argument, NULL, 'a'},
+		{"retain-bytes", required_argument, NULL, 'b'},
+		{"retain-age", required_argument, NULL, 'A'},
+		{"block-size", required_argument, NULL, 'k'},
+		{"commit-window", required_argument, NULL, 'w'},
+		{"fsync", required_argument, NULL, 'f'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	struct rt_spoold_config cfg;
+	struct rt_spoold *d;
+	struct rt_spoold_stats st;
+	struct sigaction sa;
+	char spoolbuf[4096];
+	int c, err;
+
+	rt_spoold_defaults(&cfg);
+	cfg.spool_dir = default_spool(spoolbuf, sizeof(spoolbuf));
+	int li = 0;
+	while ((c = getopt_long(argc, argv, "qh", opts, &li)) != -1) {
+		err = 0;
+		switch (c) {
+		case 'r':
+			cfg.ring_path = optarg;
+			break;
+		case 'S':
+			err = parse_size(optarg, &cfg.ring_size);
+			break;
+		case 'G': {
+			struct group *g = getgrnam(optarg);
+			if (!g) {
+				fprintf(stderr, "ringtaild: unknown group '%s'\n", optarg);
+				return 2;
+			}
+			cfg.ring_gid = (int)g->gr_gid;
+			break;
+		}
+		case 's':
+			cfg.spool_dir = optarg;
+			break;
+		case 'H':
+			cfg.host = optarg;
+			break;
+		case 'z':
+			err = parse_size(optarg, &cfg.segment_bytes);
+			break;
+		case 'a':
+			err = parse_duration(optarg, &cfg.segment_age_ns);
+			break;
+		case 'b':
+			err = parse_size(optarg, &cfg.retain_bytes);
+			break;
+		case 'A':
+			err = parse_duration(optarg, &cfg.retain_age_ns);
+			break;
+		case 'k':
+			err = parse_size(optarg, &cfg.block_bytes);
+			if (!err && (cfg.block_bytes < 4096 || cfg.block_bytes > (256u << 20)))
+				err = -EINVAL;
+			break;
+		case 'w':
+			err = parse_duration(optarg, &cfg.commit_ns);
+			break;
+		case 'f':
+			if (!strcmp(optarg, "block"))
+				cfg.fsync = RT_FSYNC_BLOCK;
+			else if (!strcmp(optarg, "none"))
+				cfg.fsync = RT_FSYNC_NONE;
+			else
+				err = -EINVAL;
+			break;
+		case 'q':
+			quiet = 1;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		case 'V':
+			printf("ringtaild %s\n", RINGTAIL_VERSION_STRING);
+			return 0;
+		default:
+			fputs(usage, stderr);
+			return 2;
+		}
+		if (err) {
+			fprintf(stderr, "ringtaild: bad value '%s' for --%s\n", optarg, opts[li].name);
+			fputs(usage, stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ringtaild: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	/* Our own records go into the ring we drain. */
+	setenv(RT_RING_ENV, cfg.ring_path, 1);
+	rt_set_service("ringtaild");
+	cfg.log = log_cb;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	err = rt_spoold_start(&cfg, &d);
+	if (err)
+		return 1;
+	while (!stop) {
+		err = rt_spoold_step(d, 5);
+		if (err < 0) {
+			log_cb(NULL, RT_FATAL, "fatal error in the spooler; stopping");
+			break;
+		}
+	}
+	err = rt_spoold_finish(d);
+	rt_spoold_get_stats(d, &st);
+	if (err) {
+		fprintf(stderr, "ringtaild: stopping with records still in the ring: %s\n",
+			strerror(-err));
+	} else if (!quiet) {
+		fprintf(stderr, "ringtaild: stopped; %" PRIu64 " records written, up to #%" PRIu64 "\n",
+			st.records, st.durable_seq);
+	}
+	rt_spoold_free(d);
+	return err ? 1 : 0;
+}

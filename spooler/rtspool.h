@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rtspool.h - the spool: a directory of segments, and the engine that fills
+ * it from the ring (ringtaild's work, also run in-process by
+ * `ringtail bench spool` and the tests).
+ *
+ *   SPOOL/
+ *     spool.meta                 "ringtail-spool 1", epoch id, host, created
+ *     lock                       flock(LOCK_EX) by the one ringtaild using it
+ *     state                      the durable position, for readers (mmap)
+ *     00000000000000000001.lz4   segments, named by their first sequence number
+ *     quarantine/                damaged segments and cut-off tails
+ */
+#ifndef RTSPOOL_H
+#define RTSPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rtseg.h"
+#include "rtshm.h"
+
+/* ------------------------------------------------------------------------
+ * The published state (SPOOL/state, 4096 bytes, host byte order)
+ *
+ *   0       8     12     16    24           32        40             48     64
+ *   +-------+-----+------+-----+------------+---------+--------------+------+
+ *   |RTSTATE| ver | 0    | gen |durable_seq |segment  |segment_bytes |epoch |
+ *   +-------+-----+------+-----+------------+---------+--------------+------+
+ *   | updated_ns | records_total | writer pid | ...                          |
+ *
+ * gen is a sequence counter (odd while the spooler updates the fields);
+ * readers retry until they see the same even value before and after.
+ * "segment" is the first sequence number of the segment being written and
+ * segment_bytes how much of it is durable.
+ * ------------------------------------------------------------------------ */
+
+#define RT_STATE_MAGIC "RTSTATE"
+#define RT_STATE_VERSION 1u
+
+struct rt_spool_state {
+	char magic[8];
+	uint32_t version;
+	uint32_t pad0;
+	uint64_t gen;
+	uint64_t durable_seq;   /* every record up to this one is durable; 0 = none */
+	uint64_t segment;       /* first sequence number (name) of the open segment */
+	uint64_t segment_bytes; /* its durable length */
+	uint8_t epoch[16];
+	uint64_t updated_ns;
+	uint64_t records_total; /* records made durable by this spooler run */
+	uint64_t pid;
+	uint8_t pad1[4096 - 88];
+};
+
+/* rt_state_read - a consistent copy of the published state. @return 0, or
+ * -EAGAIN if it kept changing under us. */
+int rt_state_read(const struct rt_spool_state *st, struct rt_spool_state *out);
+
+/* ------------------------------------------------------------------------
+ * The spool directory
+ * ------------------------------------------------------------------------ */
+
+struct rt_spool {
+	int dirfd;
+	int lockfd;   /* -1 when opened read-only */
+	char path[4096];
+	uint8_t epoch[16];
+	char host[256];
+	uint64_t created_ns;
+	struct rt_spool_state *state; /* mapped; read-only unless locked */
+};
+
+#define RT_SPOOL_CREATE 0x1u /* make the directory and its meta if missing */
+#define RT_SPOOL_LOCK 0x2u   /* take the writer's lock: -EBUSY if held */
+
+/*
+ * rt_spool_open - open (and with RT_SPOOL_CREATE make) a spool directory.
+ * @host: the host name recorded when the spool is made (NULL: gethostname).
+ * @return 0; -EBUSY if another ringtaild holds it; -EBADMSG if spool.meta is
+ * unreadable; the errno of a failed system call.
+ */
+int rt_spool_open(const char *path, const char *host, unsigned flags, struct rt_spool **out);
+void rt_spool_close(struct rt_spool *sp);
+
+/* rt_spool_list - the segments' first sequence numbers, ascending.
+ * @return the count (the array is malloc'd), or -errno. */
+int rt_spool_list(struct rt_spool *sp, uint64_t **seqs);
+
+/*
+ * rt_spool_quarantine - move segment @name (or, with @tail_off > 0, the bytes
+ * of it from @tail_off on, as "NAME.tail-OFFSET") into quarantine/.
+ * @return 0 or -errno.
+ */
+int rt_spool_quarantine(struct rt_spool *sp, const char *name, uint64_t tail_off);
+
+/* The spool's epoch as 32 hex digits (and a NUL). */
+void rt_epoch_hex(const uint8_t epoch[16], char out[33]);
+
+/* ------------------------------------------------------------------------
+ * Recovery
+ * ------------------------------------------------------------------------ */
+
+/* What recovery found, for the engine to carry on from. */
+struct rt_recovered {
+	uint64_t next_seq;        /* the next sequence number to hand out */
+	int last_open;            /* 1: keep appending to the last segment */
+	uint64_t last_seg;        /* its name (first sequence number) */
+	uint64_t last_end;        /* its valid length */
+	uint64_t last_created_ns;
+	uint64_t last_next_seq;   /* sequence after its last block */
+	uint64_t tmin, tmax;
+	uint32_t nblocks;
+	uint64_t *index_off;      /* its blocks' INDEX frames (malloc'd) */
+	/* The ring positions durable in the spool for ring @ring_id: the last
+	 * segment's header snapshot and every block's changes, in order. */
+	struct rt_cursor *cur;    /* malloc'd */
+	size_t ncur;
+	uint64_t segments;        /* segments found in good order */
+	uint64_t quarantined;
+};
+
+typedef void (*rt_log_fn)(void *arg, int sev, const char *msg);
+
+/*
+ * rt_spool_recover - check the spool before writing to it: every segment but
+ * the last is opened from its footer and quarantined if damaged; the last is
+ * read whole (every checksum) and cut back to its valid prefix, a torn tail
+ * simply dropped, anything else kept in quarantine/. Sequence numbers already
+ * used anywhere, or published as durable, are never handed out again; gaps
+ * and losses are reported through @log.
+ * @return 0, or -errno when the spool cannot be read or repaired.
+ */
+int rt_spool_recover(struct rt_spool *sp, uint64_t ring_id, uint32_t nslots, rt_log_fn log,
+		     void *arg, struct rt_recovered *out);
+void rt_recovered_free(struct rt_recovered *r);
+
+/* ------------------------------------------------------------------------
+ * The engine
+ * ------------------------------------------------------------------------ */
+
+enum rt_fsync_policy {
+	RT_FSYNC_BLOCK = 0, /* fdatasync linked after every write (group commit) */
+	RT_FSYNC_NONE = 1,  /* leave it to the kernel (survives a crash of ringtaild, not of the host) */
+};
+
+struct rt_spoold_config {
+	const char *ring_path;
+	uint64_t ring_size;       /* when the ring has to be made */
+	int ring_gid;             /* its group, -1 for ours */
+	const char *spool_dir;
+	const char *host;         /* NULL: the spool's, or gethostname() for a new spool */
+	uint64_t segment_bytes;   /* start a new segment past this size */
+	uint64_t segment_age_ns;  /* ... or this age */
+	uint64_t retain_bytes;    /* remove the oldest segments past this total */
+	uint64_t retain_age_ns;   /* ... or past this age (0: no age limit) */
+	uint64_t block_bytes;     /* largest block body */
+	uint64_t commit_ns;       /* longest a record waits before its block is written */
+	int fsync;                /* enum rt_fsync_policy */
+	/* Where the engine's own messages go (ringtaild sends them into the
+	 * ring as service "ringtaild"). @sev is a SeverityNumber. */
+	rt_log_fn log;
+	void *log_arg;
+};
+
+/* rt_spoold_defaults - fill @c with the defaults (docs/spooler.md). */
+void rt_spoold_defaults(struct rt_spoold_config *c);
+
+struct rt_spoold;
+
+struct rt_spoold_stats {
+	uint64_t records;        /* made durable */
+	uint64_t blocks;
+	uint64_t bytes_in;       /* block bodies */
+	uint64_t bytes_out;      /* bytes written to segments */
+	uint64_t syncs;
+	uint64_t write_errors;
+	uint64_t durable_seq;
+	uint64_t segments_made;
+	uint64_t segments_removed;
+};
+
+/*
+ * rt_spoold_start - open (or make) the ring and the spool, repair the last
+ * segment, pick up the ring where the last durable record left it.
+ * @return 0; -EBUSY if another ringtaild has the ring or the spool; other
+ * negative errnos from opening things (the log callback said why).
+ */
+int rt_spoold_start(const struct rt_spoold_config *c, struct rt_spoold **out);
+
+/*
+ * rt_spoold_step - drain, write, sync, publish; waits at most @wait_ms when
+ * there is nothing to do. @return records made durable in this step (>= 0),
+ * or a negative errno for a fatal error.
+ */
+int rt_spoold_step(struct rt_spoold *d, int wait_ms);
+
+/*
+ * rt_spoold_finish - drain what the ring holds now, make it durable, and stop
+ * writing. @return 0, or the error that kept something from being written.
+ */
+int rt_spoold_finish(struct rt_spoold *d);
+
+void rt_spoold_free(struct rt_spoold *d);
+void rt_spoold_get_stats(const struct rt_spoold *d, struct rt_spoold_stats *st);
+struct rt_spool *rt_spoold_spool(struct rt_spoold *d);
+struct rt_consumer *rt_spoold_consumer(struct rt_spoold *d);
+
+#endif /* RTSPOOL_H */

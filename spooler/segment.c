@@ -1,0 +1,644 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * segment.c - segment files: HEADER, INDEX and FOOTER frames, and reading a
+ * segment back (from its footer when closed, else frame by frame), finding
+ * where its valid prefix ends.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <lz4frame.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "rtseg.h"
+#include "seg_int.h"
+
+uint64_t seg_frame_sum(const uint8_t *frame, size_t total)
+{
+	return XXH3_64bits_withSeed(frame + RT_SEG_FRAME_HDR, total - RT_SEG_FRAME_HDR,
+				    XXH3_64bits(frame + 8, 8));
+}
+
+void rt_seg_name(char out[32], uint64_t seq)
+{
+	snprintf(out, 32, "%020" PRIu64 ".lz4", seq);
+}
+
+int rt_seg_parse_name(const char *name, uint64_t *seq)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < 20; i++) {
+		if (name[i] < '0' || name[i] > '9')
+			return -EINVAL;
+		if (v > (UINT64_MAX - 9) / 10)
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(name[i] - '0');
+	}
+	if (strcmp(name + 20, ".lz4") != 0)
+		return -EINVAL;
+	*seq = v;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Writing HEADER and FOOTER frames
+ * ------------------------------------------------------------------------ */
+
+int rt_seg_header_frame(struct rt_buf *out, const struct rt_seg_hdrinfo *h,
+			const struct rt_cursor *cur, size_t ncur)
+{
+	size_t host_len = strnlen(h->host, sizeof(h->host));
+	size_t total = RT_SEG_FRAME_HDR + SEG_HEADER_FIXED + host_len + ncur * SEG_CURSOR_BYTES;
+	uint8_t *f, *w;
+	uint32_t u32;
+	uint16_t u16;
+
+	if (host_len == 0 || host_len > 255 || total > RT_SEG_MAX_FRAME)
+		return -EINVAL;
+	if (rt_buf_reserve(out, total))
+		return -ENOMEM;
+	w = out->p + out->len;
+	f = seg_frame_begin(w, total, RT_SEG_HEADER, SEG_HEADER_FIXED);
+	memset(f, 0, SEG_HEADER_FIXED);
+	u32 = RT_SEG_VERSION;
+	memcpy(f, &u32, 4);
+	memcpy(f + 4, &h->render_version, 4);
+	memcpy(f + 8, h->epoch, 16);
+	memcpy(f + 24, &h->first_seq, 8);
+	memcpy(f + 32, &h->created_ns, 8);
+	memcpy(f + 40, &h->ring_id, 8);
+	u32 = (uint32_t)ncur;
+	memcpy(f + 48, &u32, 4);
+	u16 = (uint16_t)host_len;
+	memcpy(f + 52, &u16, 2);
+	f += SEG_HEADER_FIXED;
+	memcpy(f, h->host, host_len);
+	f += host_len;
+	for (size_t i = 0; i < ncur; i++)
+		f = seg_put_cursor(f, &cur[i]);
+	seg_frame_end(w, total);
+	out->len += total;
+	return 0;
+}
+
+int rt_seg_footer_frame(struct rt_buf *out, uint64_t footer_off, uint64_t first_seq,
+			uint64_t next_seq, uint64_t tmin, uint64_t tmax, const uint64_t *index_off,
+			uint32_t nblocks)
+{
+	size_t total = RT_SEG_FRAME_HDR + SEG_FOOTER_FIXED + (size_t)nblocks * 8 + SEG_TRAILER;
+	uint8_t *f, *w;
+	uint32_t u32;
+
+	if (total > RT_SEG_MAX_FRAME)
+		return -E2BIG;
+	if (rt_buf_reserve(out, total))
+		return -ENOMEM;
+	w = out->p + out->len;
+	f = seg_frame_begin(w, total, RT_SEG_FOOTER, SEG_FOOTER_FIXED);
+	memset(f, 0, SEG_FOOTER_FIXED);
+	memcpy(f, &nblocks, 4);
+	memcpy(f + 8, &first_seq, 8);
+	memcpy(f + 16, &next_seq, 8);
+	memcpy(f + 24, &tmin, 8);
+	memcpy(f + 32, &tmax, 8);
+	f += SEG_FOOTER_FIXED;
+	memcpy(f, index_off, (size_t)nblocks * 8);
+	f += (size_t)nblocks * 8;
+	memcpy(f, &footer_off, 8);
+	u32 = RT_SEG_TRAILER_MAGIC;
+	memcpy(f + 8, &u32, 4);
+	seg_frame_end(w, total);
+	out->len += total;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Reading frames
+ * ------------------------------------------------------------------------ */
+
+static int read_at(int fd, void *buf, size_t n, uint64_t off)
+{
+	uint8_t *p = buf;
+
+	while (n) {
+		ssize_t r = pread(fd, p, n, (off_t)off);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -EIO;
+		}
+		if (r == 0)
+			return -EBADMSG; /* the file ends early */
+		p += r;
+		n -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
+static void set_damage(struct rt_seg *s, uint64_t off, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_damage(struct rt_seg *s, uint64_t off, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (s->damaged)
+		return;
+	s->damaged = 1;
+	n = snprintf(s->damage, sizeof(s->damage), "offset %" PRIu64 ": ", off);
+	va_start(ap, fmt);
+	vsnprintf(s->damage + n, sizeof(s->damage) - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+/* Read the frame at @off (which must end by @limit) into @buf and check
+ * it. Sets *total, *kind and *fixed (the kind's fixed part). */
+static int read_frame(struct rt_seg *s, uint64_t off, uint64_t limit, struct rt_buf *buf,
+		      size_t *total, int *kind, const uint8_t **fixed, const char **why)
+{
+	uint8_t h[8];
+	uint32_t magic, size, rtsg;
+	uint16_t fixlen;
+	uint64_t sum;
+	int err;
+
+	*why = "frame cut short";
+	if (off + 8 > limit)
+		return -EBADMSG;
+	err = read_at(s->fd, h, 8, off);
+	if (err)
+		return err;
+	memcpy(&magic, h, 4);
+	memcpy(&size, h + 4, 4);
+	*why = "not a ringtail frame";
+	if (magic != RT_SEG_SKIP_MAGIC)
+		return -EBADMSG;
+	*why = "bad frame size";
+	if ((size_t)size + 8 < RT_SEG_FRAME_HDR || size > RT_SEG_MAX_FRAME)
+		return -EBADMSG;
+	*total = (size_t)size + 8;
+	*why = "frame cut short";
+	if (off + *total > limit)
+		return -EBADMSG;
+	buf->len = 0;
+	if (rt_buf_reserve(buf, *total))
+		return -ENOMEM;
+	err = read_at(s->fd, buf->p, *total, off);
+	if (err)
+		return err;
+	buf->len = *total;
+	memcpy(&rtsg, buf->p + 8, 4);
+	memcpy(&fixlen, buf->p + 14, 2);
+	memcpy(&sum, buf->p + 16, 8);
+	*why = "bad frame header";
+	if (rtsg != RT_SEG_MAGIC || buf->p[13] != RT_SEG_VERSION ||
+	    RT_SEG_FRAME_HDR + (size_t)fixlen > *total)
+		return -EBADMSG;
+	*why = "frame checksum mismatch";
+	if (seg_frame_sum(buf->p, *total) != sum)
+		return -EBADMSG;
+	*kind = buf->p[12];
+	*fixed = buf->p + RT_SEG_FRAME_HDR;
+	*why = "bad fixed part";
+	if ((*kind == RT_SEG_HEADER && fixlen != SEG_HEADER_FIXED) ||
+	    (*kind == RT_SEG_INDEX && fixlen != SEG_INDEX_FIXED) ||
+	    (*kind == RT_SEG_FOOTER && fixlen != SEG_FOOTER_FIXED))
+		return -EBADMSG;
+	return 0;
+}
+
+static int parse_header(struct rt_seg *s, const uint8_t *f, size_t total)
+{
+	uint32_t ver, ncur;
+	uint16_t host_len;
+	const uint8_t *p = f + SEG_HEADER_FIXED;
+
+	memcpy(&ver, f, 4);
+	memcpy(&s->hdr.render_version, f + 4, 4);
+	memcpy(s->hdr.epoch, f + 8, 16);
+	memcpy(&s->hdr.first_seq, f + 24, 8);
+	memcpy(&s->hdr.created_ns, f + 32, 8);
+	memcpy(&s->hdr.ring_id, f + 40, 8);
+	memcpy(&ncur, f + 48, 4);
+	memcpy(&host_len, f + 52, 2);
+	if (ver != RT_SEG_VERSION || host_len == 0 || host_len > 255 ||
+	    RT_SEG_FRAME_HDR + SEG_HEADER_FIXED + host_len + (uint64_t)ncur * SEG_CURSOR_BYTES !=
+		    total)
+		return -EBADMSG;
+	memcpy(s->hdr.host, p, host_len);
+	s->hdr.host[host_len] = '\0';
+	if (memchr(s->hdr.host, '\0', host_len) || memchr(s->hdr.host, '/', host_len))
+		return -EBADMSG;
+	p += host_len;
+	s->hdr_ncursor = ncur;
+	if (ncur) {
+		s->hdr_cursor = calloc(ncur, sizeof(*s->hdr_cursor));
+		if (!s->hdr_cursor)
+			return -ENOMEM;
+		for (uint32_t i = 0; i < ncur; i++)
+			p = seg_get_cursor(p, &s->hdr_cursor[i]);
+	}
+	return 0;
+}
+
+static void block_free(struct rt_seg_block *b)
+{
+	free(b->svc);
+	free(b->bloom);
+	free(b->cursor);
+	memset(b, 0, sizeof(*b));
+}
+
+static int parse_index(const uint8_t *f, size_t total, uint64_t off, struct rt_seg_block *b)
+{
+	const uint8_t *p = f + SEG_INDEX_FIXED, *end = f + total - RT_SEG_FRAME_HDR;
+	uint32_t i;
+
+	memset(b, 0, sizeof(*b));
+	memcpy(&b->block_no, f, 4);
+	memcpy(&b->nrec, f + 4, 4);
+	memcpy(&b->first_seq, f + 8, 8);
+	memcpy(&b->tmin, f + 16, 8);
+	memcpy(&b->tmax, f + 24, 8);
+	memcpy(&b->data_off, f + 32, 8);
+	memcpy(&b->data_len, f + 40, 4);
+	memcpy(&b->body_len, f + 44, 4);
+	memcpy(&b->data_sum, f + 48, 8);
+	memcpy(&b->ring_id, f + 56, 8);
+	memcpy(&b->render_version, f + 64, 4);
+	memcpy(&b->nsvc, f + 68, 4);
+	memcpy(&b->bloom_bits, f + 72, 4);
+	memcpy(&b->ncursor, f + 76, 4);
+	b->index_off = off;
+	b->index_len = (uint32_t)total;
+	if (b->nrec == 0 || b->tmin > b->tmax || b->data_off != off + total || b->data_len == 0 ||
+	    b->nsvc == 0 || b->nsvc > 65535 || (b->bloom_bits & 63) || b->bloom_bits > (1u << 19) ||
+	    b->first_seq + b->nrec < b->first_seq)
+		return -EBADMSG;
+	b->svc = calloc(b->nsvc, sizeof(*b->svc));
+	if (!b->svc)
+		return -ENOMEM;
+	for (i = 0; i < b->nsvc; i++) {
+		uint8_t l;
+		if (p >= end)
+			return -EBADMSG;
+		l = *p++;
+		if (l == 0 || l > RT_SERVICE_MAX || (size_t)(end - p) < l + 12u * RT_SEV_CLASSES ||
+		    !rt_service_valid((const char *)p, l))
+			return -EBADMSG;
+		memcpy(b->svc[i].name, p, l);
+		b->svc[i].name_len = l;
+		p += l;
+		memcpy(b->svc[i].count, p, 4 * RT_SEV_CLASSES);
+		p += 4 * RT_SEV_CLASSES;
+		memcpy(b->svc[i].bytes, p, 8 * RT_SEV_CLASSES);
+		p += 8 * RT_SEV_CLASSES;
+	}
+	if ((size_t)(end - p) != b->bloom_bits / 8 + (size_t)b->ncursor * SEG_CURSOR_BYTES)
+		return -EBADMSG;
+	if (b->bloom_bits) {
+		b->bloom = malloc(b->bloom_bits / 8);
+		if (!b->bloom)
+			return -ENOMEM;
+		memcpy(b->bloom, p, b->bloom_bits / 8);
+		p += b->bloom_bits / 8;
+	}
+	if (b->ncursor) {
+		b->cursor = calloc(b->ncursor, sizeof(*b->cursor));
+		if (!b->cursor)
+			return -ENOMEM;
+		for (i = 0; i < b->ncursor; i++)
+			p = seg_get_cursor(p, &b->cursor[i]);
+	}
+	return 0;
+}
+
+static int push_block(struct rt_seg *s, struct rt_seg_block *b)
+{
+	if ((s->nblocks & (s->nblocks - 1)) == 0) { /* grow at powers of two */
+		size_t cap = s->nblocks ? (size_t)s->nblocks * 2 : 16;
+		struct rt_seg_block *nb = realloc(s->blocks, cap * sizeof(*nb));
+		if (!nb)
+			return -ENOMEM;
+		s->blocks = nb;
+	}
+	s->blocks[s->nblocks++] = *b;
+	s->next_seq = b->first_seq + b->nrec;
+	if (s->nblocks == 1 || b->tmin < s->tmin)
+		s->tmin = b->tmin;
+	if (b->tmax > s->tmax)
+		s->tmax = b->tmax;
+	if (s->next_seq > s->seq_ceiling)
+		s->seq_ceiling = s->next_seq;
+	return 0;
+}
+
+static int check_data(struct rt_seg *s, const struct rt_seg_block *b, struct rt_buf *tmp)
+{
+	int err;
+
+	tmp->len = 0;
+	if (rt_buf_reserve(tmp, b->data_len))
+		return -ENOMEM;
+	err = read_at(s->fd, tmp->p, b->data_len, b->data_off);
+	if (err)
+		return err;
+	return XXH3_64bits(tmp->p, b->data_len) == b->data_sum ? 0 : -EBADMSG;
+}
+
+/* Scan frames from s->valid_end up to @limit, adding valid blocks. */
+static int scan(struct rt_seg *s, uint64_t limit, unsigned flags)
+{
+	struct rt_buf buf = {0}, tmp = {0};
+	uint64_t off = s->valid_end;
+	int added = 0, err = 0;
+
+	while (off < limit) {
+		const uint8_t *fixed;
+		const char *why;
+		size_t total;
+		int kind, r;
+
+		r = read_frame(s, off, limit, &buf, &total, &kind, &fixed, &why);
+		if (r == -ENOMEM || r == -EIO) {
+			err = r;
+			break;
+		}
+		if (r) {
+			set_damage(s, off, "%s", why);
+			break;
+		}
+		if (kind == RT_SEG_INDEX) {
+			struct rt_seg_block b;
+			r = parse_index(fixed, total, off, &b);
+			if (r) {
+				block_free(&b);
+				if (r == -ENOMEM) {
+					err = r;
+					break;
+				}
+				set_damage(s, off, "block %u: malformed index", s->nblocks);
+				break;
+			}
+			if (b.first_seq + b.nrec > s->seq_ceiling)
+				s->seq_ceiling = b.first_seq + b.nrec;
+			if (b.block_no != s->nblocks || b.first_seq != s->next_seq) {
+				set_damage(s, off, "block %u: out of place (number %u, sequence %" PRIu64
+					   ", expected %" PRIu64 ")",
+					   s->nblocks, b.block_no, b.first_seq, s->next_seq);
+				block_free(&b);
+				break;
+			}
+			if (b.data_off + b.data_len > limit) {
+				set_damage(s, off, "block %u: data frame cut short", s->nblocks);
+				block_free(&b);
+				break;
+			}
+			if (flags & RT_SEG_VERIFY) {
+				r = check_data(s, &b, &tmp);
+				if (r) {
+					block_free(&b);
+					if (r == -ENOMEM || r == -EIO) {
+						err = r;
+						break;
+					}
+					set_damage(s, b.data_off, "block %u: data checksum mismatch",
+						   s->nblocks);
+					break;
+				}
+			}
+			r = push_block(s, &b);
+			if (r) {
+				block_free(&b);
+				err = r;
+				break;
+			}
+			off = b.data_off + b.data_len;
+			s->valid_end = off;
+			added++;
+			continue;
+		}
+		if (kind == RT_SEG_FOOTER) {
+			uint32_t nb;
+			uint64_t first, next, foff;
+			memcpy(&nb, fixed, 4);
+			memcpy(&first, fixed + 8, 8);
+			memcpy(&next, fixed + 16, 8);
+			memcpy(&foff, buf.p + total - SEG_TRAILER, 8);
+			r = nb != s->nblocks || first != s->hdr.first_seq || next != s->next_seq ||
+			    foff != off ||
+			    total != RT_SEG_FRAME_HDR + SEG_FOOTER_FIXED + (size_t)nb * 8 + SEG_TRAILER;
+			for (uint32_t i = 0; !r && i < nb; i++) {
+				uint64_t io;
+				memcpy(&io, fixed + SEG_FOOTER_FIXED + 8 * i, 8);
+				r = io != s->blocks[i].index_off;
+			}
+			if (r) {
+				set_damage(s, off, "footer does not match the blocks");
+				break;
+			}
+			s->closed = 1;
+			off += total;
+			s->valid_end = off;
+			if (off != s->size)
+				set_damage(s, off, "data after the footer");
+			break;
+		}
+		set_damage(s, off, "unexpected frame (kind %d)", kind);
+		break;
+	}
+	rt_buf_free(&buf);
+	rt_buf_free(&tmp);
+	return err ? err : added;
+}
+
+/* A closed segment: its footer lists every INDEX frame. 0 if the footer is
+ * there and agrees with everything, else nonzero (and nothing changed). */
+static int from_footer(struct rt_seg *s)
+{
+	struct rt_buf buf = {0}, ib = {0};
+	uint8_t tr[SEG_TRAILER];
+	uint64_t foff, off = s->valid_end, next = s->hdr.first_seq;
+	const uint8_t *fixed, *ifixed;
+	const char *why;
+	size_t total, itotal;
+	uint32_t magic, nb, i;
+	int kind, ikind, bad = 1;
+
+	if (s->size < s->valid_end + RT_SEG_FRAME_HDR + SEG_FOOTER_FIXED + SEG_TRAILER ||
+	    read_at(s->fd, tr, SEG_TRAILER, s->size - SEG_TRAILER))
+		return 1;
+	memcpy(&foff, tr, 8);
+	memcpy(&magic, tr + 8, 4);
+	if (magic != RT_SEG_TRAILER_MAGIC || foff < s->valid_end || foff >= s->size)
+		return 1;
+	if (read_frame(s, foff, s->size, &buf, &total, &kind, &fixed, &why) ||
+	    kind != RT_SEG_FOOTER || foff + total != s->size)
+		goto out;
+	memcpy(&nb, fixed, 4);
+	if (total != RT_SEG_FRAME_HDR + SEG_FOOTER_FIXED + (size_t)nb * 8 + SEG_TRAILER)
+		goto out;
+	for (i = 0; i < nb; i++) {
+		struct rt_seg_block b;
+		uint64_t io;
+		memcpy(&io, fixed + SEG_FOOTER_FIXED + 8 * i, 8);
+		if (io != off || read_frame(s, io, foff, &ib, &itotal, &ikind, &ifixed, &why) ||
+		    ikind != RT_SEG_INDEX)
+			goto undo;
+		if (parse_index(ifixed, itotal, io, &b) || b.block_no != i || b.first_seq != next ||
+		    b.data_off + b.data_len > foff || push_block(s, &b)) {
+			block_free(&b);
+			goto undo;
+		}
+		next = b.first_seq + b.nrec;
+		off = b.data_off + b.data_len;
+	}
+	{
+		uint64_t first, nxt;
+		memcpy(&first, fixed + 8, 8);
+		memcpy(&nxt, fixed + 16, 8);
+		if (off != foff || first != s->hdr.first_seq || nxt != next)
+			goto undo;
+	}
+	s->closed = 1;
+	s->valid_end = s->size;
+	bad = 0;
+	goto out;
+undo:
+	for (i = 0; i < s->nblocks; i++)
+		block_free(&s->blocks[i]);
+	s->nblocks = 0;
+	s->next_seq = s->seq_ceiling = s->hdr.first_seq;
+out:
+	rt_buf_free(&buf);
+	rt_buf_free(&ib);
+	return bad;
+}
+
+int rt_seg_open_fd(int fd, unsigned flags, struct rt_seg **out)
+{
+	struct rt_buf buf = {0};
+	struct rt_seg *s;
+	struct stat st;
+	const uint8_t *fixed;
+	const char *why;
+	size_t total;
+	int kind, err;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->fd = fd;
+	s->size = (uint64_t)st.st_size;
+	err = read_frame(s, 0, s->size, &buf, &total, &kind, &fixed, &why);
+	if (err == 0 && kind != RT_SEG_HEADER) {
+		why = "the first frame is not a header";
+		err = -EBADMSG;
+	}
+	if (err == 0) {
+		err = parse_header(s, fixed, total);
+		why = "malformed header";
+	}
+	rt_buf_free(&buf);
+	if (err) {
+		set_damage(s, 0, "%s", why);
+		rt_seg_close(s);
+		return err == -ENOMEM || err == -EIO ? err : -EBADMSG;
+	}
+	s->valid_end = total;
+	s->next_seq = s->seq_ceiling = s->hdr.first_seq;
+	if ((flags & (RT_SEG_VERIFY | RT_SEG_NOFOOTER)) || from_footer(s) != 0) {
+		err = scan(s, s->size, flags);
+		if (err < 0) {
+			rt_seg_close(s);
+			return err;
+		}
+	}
+	*out = s;
+	return 0;
+}
+
+int rt_seg_open(int dirfd, const char *name, unsigned flags, struct rt_seg **out)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), err;
+
+	if (fd < 0)
+		return -errno;
+	err = rt_seg_open_fd(fd, flags, out);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	(*out)->own_fd = 1;
+	return 0;
+}
+
+void rt_seg_close(struct rt_seg *s)
+{
+	if (!s)
+		return;
+	for (uint32_t i = 0; i < s->nblocks; i++)
+		block_free(&s->blocks[i]);
+	free(s->blocks);
+	free(s->hdr_cursor);
+	if (s->own_fd)
+		close(s->fd);
+	free(s);
+}
+
+int rt_seg_refresh(struct rt_seg *s, unsigned flags)
+{
+	struct stat st;
+
+	if (s->closed)
+		return 0;
+	if (fstat(s->fd, &st) < 0)
+		return -errno;
+	s->size = (uint64_t)st.st_size;
+	/* A frame cut short at the end may still be being written: look
+	 * again from the same place next time. */
+	s->damaged = 0;
+	s->damage[0] = '\0';
+	return scan(s, s->size, flags);
+}
+
+int rt_seg_read_body(struct rt_seg *s, uint32_t i, struct rt_buf *body)
+{
+	static __thread LZ4F_dctx *dctx;
+	static __thread struct rt_buf tmp;
+	const struct rt_seg_block *b;
+	size_t dst, src, r;
+	int err;
+
+	if (i >= s->nblocks)
+		return -EINVAL;
+	b = &s->blocks[i];
+	if (!dctx && LZ4F_isError(LZ4F_createDecompressionContext(&dctx, LZ4F_VERSION)))
+		return -ENOMEM;
+	err = check_data(s, b, &tmp);
+	if (err)
+		return err;
+	body->len = 0;
+	if (rt_buf_reserve(body, b->body_len))
+		return -ENOMEM;
+	dst = b->body_len;
+	src = b->data_len;
+	LZ4F_resetDecompressionContext(dctx);
+	r = LZ4F_decompress(dctx, body->p, &dst, tmp.p, &src, NULL);
+	if (LZ4F_isError(r) || r != 0 || dst != b->body_len || src != b->data_len)
+		return -EBADMSG;
+	body->len = dst;
+	return 0;
+}
