@@ -12,7 +12,12 @@ int cmd_wrap(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
 int cmd_ring(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_dump(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 int bench_writer(int argc, char **argv);
+
+/* $RINGTAIL_SPOOL, or ringtaild's default spool for this user. */
+const char *cli_default_spool(void);
 
 /* Parse "4096", "64K", "64M", "1G" (powers of 1024). 0 or -EINVAL. */
 int cli_parse_size(const char *s, uint64_t *out);

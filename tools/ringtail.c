@@ -21,11 +21,16 @@ static const char usage[] =
 	"              [--mode OCTAL] [--reserve PCT] [--writer-share PCT]\n"
 	"  ring remove         mark the ring dead (writers move on) and unlink it\n"
 	"\n"
+	"Look at the spool:\n"
+	"  dump [--from SEQ] SEGMENT|SPOOL...   print records as lines\n"
+	"  verify [SPOOL]      check every segment; exit 1 on any damage\n"
+	"\n"
 	"Measure:\n"
 	"  bench writer [--threads N] [--size BYTES] [--records N] [--rounds N] [--json]\n"
 	"\n"
 	"Every command that uses a ring takes --ring PATH; the default is $" RT_RING_ENV "\n"
-	"or " RT_RING_DEFAULT_PATH ".\n";
+	"or " RT_RING_DEFAULT_PATH ". The default spool is $RINGTAIL_SPOOL, else\n"
+	"/var/lib/ringtail for root and ~/.local/state/ringtail for others.\n";
 
 int main(int argc, char **argv)
 {
@@ -34,7 +39,8 @@ int main(int argc, char **argv)
 		int (*fn)(int, char **);
 	} cmds[] = {
 		{"log", cmd_log},   {"wrap", cmd_wrap},   {"stat", cmd_stat},
-		{"ring", cmd_ring}, {"bench", cmd_bench},
+		{"ring", cmd_ring}, {"bench", cmd_bench}, {"dump", cmd_dump},
+		{"verify", cmd_verify},
 	};
 	size_t i;
 
