@@ -70,14 +70,38 @@ static inline int plain(unsigned char c)
 	return c >= 0x20 && c < 0x7f && c != '\\';
 }
 
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* Eight bytes at once: are they all plain? (No byte below 0x20, none with
+ * the high bit, no 0x7f, no backslash.) */
+static inline int plain8(const unsigned char *p)
+{
+	uint64_t x, lt, bs, del;
+
+	memcpy(&x, p, 8);
+	lt = (x - ONES * 0x20) & ~x;      /* high bit where a byte < 0x20 */
+	bs = x ^ (ONES * '\\');
+	bs = (bs - ONES) & ~bs;           /* ... where a byte == '\\' */
+	del = x ^ (ONES * 0x7f);
+	del = (del - ONES) & ~del;        /* ... where a byte == 0x7f */
+	return ((lt | bs | del | x) & HIGHS) == 0;
+}
+
 size_t rt_escaped_len(const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0, out = 0;
 
 	while (i < n) {
-		unsigned char c = p[i];
+		unsigned char c;
 		size_t k;
+		if (n - i >= 8 && plain8(p + i)) {
+			i += 8;
+			out += 8;
+			continue;
+		}
+		c = p[i];
 		if (plain(c)) {
 			i++;
 			out++;
@@ -101,8 +125,18 @@ char *rt_escape(char *w, const char *s, size_t n)
 	size_t i = 0;
 
 	while (i < n) {
-		unsigned char c = p[i];
-		size_t k;
+		unsigned char c;
+		size_t k, run = i;
+		/* Runs of plain bytes are copied whole. */
+		while (n - run >= 8 && plain8(p + run))
+			run += 8;
+		if (run > i) {
+			memcpy(w, p + i, run - i);
+			w += run - i;
+			i = run;
+			continue;
+		}
+		c = p[i];
 		if (plain(c)) {
 			*w++ = (char)c;
 			i++;
@@ -170,11 +204,20 @@ static char *put2(char *w, unsigned v)
 
 char *rt_render_time(char *w, uint64_t ns)
 {
+	/* Consecutive records mostly share their second: keep its text. */
+	static __thread uint64_t cached_secs = UINT64_MAX;
+	static __thread char cached[20];
 	uint64_t secs = ns / 1000000000u, frac = ns % 1000000000u;
 	int64_t days = (int64_t)(secs / 86400);
 	unsigned sod = (unsigned)(secs % 86400), m, d, i;
+	char *start = w;
 	int y;
 
+	if (secs == cached_secs) {
+		memcpy(w, cached, 20);
+		w += 20;
+		goto frac;
+	}
 	civil(days, &y, &m, &d);
 	if (y > 9999)
 		y = 9999;
@@ -191,6 +234,9 @@ char *rt_render_time(char *w, uint64_t ns)
 	*w++ = ':';
 	w = put2(w, sod % 60);
 	*w++ = '.';
+	memcpy(cached, start, 20);
+	cached_secs = secs;
+frac:
 	for (i = 9; i-- > 0;) {
 		w[i] = (char)('0' + frac % 10);
 		frac /= 10;

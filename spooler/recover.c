@@ -98,7 +98,7 @@ int rt_spool_recover(struct rt_spool *sp, uint64_t ring_id, uint32_t nslots, rt_
 			goto done;
 		}
 		/* The last segment is read whole; the others from their footer. */
-		r = rt_seg_open_fd(fd, last ? RT_SEG_NOFOOTER | RT_SEG_VERIFY : 0, &s);
+		r = rt_seg_open_fd(fd, last ? RT_SEG_NOFOOTER | RT_SEG_VERIFY : 0, 0, &s);
 		if (r == -ENOMEM || r == -EIO) {
 			close(fd);
 			err = r;

@@ -195,22 +195,25 @@ struct rt_seg {
  * rt_seg_open_fd - read a segment's header and index (from the footer when
  * there is a valid one, else frame by frame). A segment with damage is still
  * opened: ->damaged says what and where, and ->blocks holds the valid prefix.
+ * @limit: read no frame that ends past this offset (0: the file's size);
+ * readers of a segment being written pass its durable length (SPOOL/state).
  * The fd is not closed by rt_seg_close() (use rt_seg_open() for that).
- * @return 0; -EBADMSG if the header itself is unreadable (->valid_end 0);
- * -ENOMEM; -EIO.
+ * @return 0; -EBADMSG if the header itself is unreadable; -ENOMEM; -EIO.
  */
-int rt_seg_open_fd(int fd, unsigned flags, struct rt_seg **out);
+int rt_seg_open_fd(int fd, unsigned flags, uint64_t limit, struct rt_seg **out);
 
-/* rt_seg_open - rt_seg_open_fd() on @name in directory @dirfd. */
+/* rt_seg_open - rt_seg_open_fd() on @name in directory @dirfd, no limit. */
 int rt_seg_open(int dirfd, const char *name, unsigned flags, struct rt_seg **out);
 
 void rt_seg_close(struct rt_seg *s);
 
 /*
- * rt_seg_refresh - pick up blocks appended to an open (unclosed) segment
- * since it was opened or last refreshed. @return blocks added, or -errno.
+ * rt_seg_refresh - pick up blocks (and a footer) appended to a segment that
+ * was not closed when opened or last refreshed, up to @limit (0: the file's
+ * size). A frame cut short at the limit is not damage: it is looked at again
+ * next time. @return blocks added, or -errno.
  */
-int rt_seg_refresh(struct rt_seg *s, unsigned flags);
+int rt_seg_refresh(struct rt_seg *s, uint64_t limit, unsigned flags);
 
 /*
  * rt_seg_read_body - read block @i's DATA frame, check its checksum, and

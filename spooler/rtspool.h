@@ -10,6 +10,15 @@
  *     state                      the durable position, for readers (mmap)
  *     00000000000000000001.lz4   segments, named by their first sequence number
  *     quarantine/                damaged segments and cut-off tails
+ *
+ * A central server (ringtaild --listen) keeps one such spool per sending host
+ * and spool epoch:
+ *
+ *   CENTRAL/
+ *     central.meta               "ringtail-central 1"
+ *     lock
+ *     hosts/HOST/EPOCH/          a spool as above (EPOCH: 32 hex digits); its
+ *                                spool.meta names the sender's host and epoch
  */
 #ifndef RTSPOOL_H
 #define RTSPOOL_H
@@ -34,6 +43,9 @@
  * "segment" is the first sequence number of the segment being written and
  * segment_bytes how much of it is durable.
  * ------------------------------------------------------------------------ */
+
+#define RT_CENTRAL_META "central.meta"
+#define RT_CENTRAL_HOSTS "hosts"
 
 #define RT_STATE_MAGIC "RTSTATE"
 #define RT_STATE_VERSION 1u
