@@ -110,6 +110,14 @@ size_t rt_render_len(const struct rt_rec *r, uint64_t seq, size_t host_len);
 size_t rt_render(const struct rt_rec *r, uint64_t seq, const char *host, size_t host_len,
 		 char *out);
 
+/*
+ * rt_render_len_rest - rt_render_len() without the part that depends only
+ * on the host, service, pid and tid: pass that part's length, as
+ * rt_render_prefix_len() gives it (the spooler computes it once per writer).
+ */
+size_t rt_render_prefix_len(const struct rt_rec *r, size_t host_len);
+size_t rt_render_len_rest(const struct rt_rec *r, uint64_t seq, size_t prefix_len);
+
 /* rt_render_time - write @ns as 2026-11-21T23:53:07.123456789Z (30 bytes);
  * returns the end. */
 char *rt_render_time(char *w, uint64_t ns);

@@ -2,23 +2,31 @@
 /*
  * block.c - block bodies: the columnar content of a DATA frame.
  *
- * A body keeps the parts of records apart so that LZ4 sees long runs of
- * like with like (messages with messages), which keeps the compression ratio
- * close to that of the bare log text:
+ * A body keeps each field of the records in a column of its own, so that LZ4
+ * sees long runs of like with like: messages with messages, severities with
+ * severities (mostly the same byte again and again). That keeps the
+ * compression ratio close to that of the bare log text.
  *
- *   0       4      8      10       12        16       20      24       28      32      40
- *   +-------+------+------+--------+---------+--------+-------+--------+-------+-------+
- *   | RTBK  | nrec | nsvc |nwriters|svc_bytes|meta_len|ids_len|attr_len|msg_len| tbase |
- *   +-------+------+------+--------+---------+--------+-------+--------+-------+-------+
- *   | services: nsvc x {u8 len, name}                                                 |
- *   | writers:  nwriters x {u32 pid, u32 tid}                                         |
- *   | meta:     per record: varint zigzag(time - previous time), u8 severity,         |
- *   |           u8 flags, varint service, varint writer, varint msg_len,              |
- *   |           varint attr_len   (the first "previous time" is tbase)                |
- *   | ids:      16-byte trace id and/or 8-byte span id of the records that have them  |
- *   | attrs:    the records' attribute blocks, one after another                      |
- *   | msgs:     each record's message followed by '\n'                                |
- *   +---------------------------------------------------------------------------------+
+ *   0      4      8      10        12         16                     48      56
+ *   +------+------+------+---------+----------+----------------------+-------+
+ *   | RTBK | nrec | nsvc | nwriters|svc_bytes | col_len[8] (u32 each) | tbase |
+ *   +------+------+------+---------+----------+----------------------+-------+
+ *   | services   nsvc x {u8 len, name}                                       |
+ *   | writers    nwriters x {u32 pid, u32 tid}                               |
+ *   | time       per record: varint zigzag(time - previous), from tbase      |
+ *   | severity   nrec bytes                                                  |
+ *   | flags      nrec bytes: 0x02 trace, 0x04 span, 0x08 loss, 0x80 the      |
+ *   |            message holds '\n' so its length is in the mlen column      |
+ *   | service    per record: varint index into services                      |
+ *   | writer     per record: varint index into writers                       |
+ *   | alen       per record: varint length of its attribute block            |
+ *   | mlen       varint message length, only for records with flag 0x80      |
+ *   | ids        16-byte trace id and/or 8-byte span id, in record order      |
+ *   | attrs      the attribute blocks, one after another                     |
+ *   | msgs       each message followed by '\n' (so most need no length)      |
+ *   +-------------------------------------------------------------------------+
+ *   col_len[] gives the bytes of: time, service, writer, alen, mlen, ids,
+ *   attrs, msgs (severity and flags are nrec bytes each).
  */
 #include <errno.h>
 #include <lz4frame.h>
@@ -30,14 +38,16 @@
 #include "seg_int.h"
 
 #define BODY_MAGIC 0x4b425452u /* "RTBK" */
-#define BODY_HDR 40u
+#define BODY_HDR 56u
+#define BF_MSGLEN 0x80u /* body-only flag: the message length is stored */
+enum { COL_TIME, COL_SVC, COL_WRITER, COL_ALEN, COL_MLEN, COL_IDS, COL_ATTRS, COL_MSGS, NCOLS };
 #define MAX_DICT 65535u
 
 /* ------------------------------------------------------------------------
  * Buffers and little-endian helpers
  * ------------------------------------------------------------------------ */
 
-int rt_buf_reserve(struct rt_buf *b, size_t more)
+int rt_buf_grow(struct rt_buf *b, size_t more)
 {
 	size_t cap;
 	uint8_t *p;
@@ -124,7 +134,7 @@ struct rt_bb {
 	uint64_t first_seq;
 	uint32_t nrec;
 	uint64_t tbase, tprev, tmin, tmax;
-	struct rt_buf meta, ids, attrs, msgs, svcnames, writers;
+	struct rt_buf col[NCOLS], sev, flags, svcnames, writers;
 	/* services */
 	struct slot16 *st;
 	uint32_t st_cap;
@@ -137,6 +147,15 @@ struct rt_bb {
 	uint64_t *traces;
 	size_t ntraces, traces_cap;
 	LZ4F_cctx *cctx;
+	size_t body_len;
+	/* The last record's service, writer and line prefix length: runs of
+	 * records from one writer skip the lookups. */
+	const char *last_svc;
+	size_t last_svc_len;
+	int last_svc_idx;
+	uint32_t last_pid, last_tid;
+	int last_wr_idx;
+	size_t last_prefix;
 };
 
 int rt_bb_new(const char *host, struct rt_bb **out)
@@ -163,10 +182,10 @@ void rt_bb_free(struct rt_bb *bb)
 {
 	if (!bb)
 		return;
-	rt_buf_free(&bb->meta);
-	rt_buf_free(&bb->ids);
-	rt_buf_free(&bb->attrs);
-	rt_buf_free(&bb->msgs);
+	for (int i = 0; i < NCOLS; i++)
+		rt_buf_free(&bb->col[i]);
+	rt_buf_free(&bb->sev);
+	rt_buf_free(&bb->flags);
 	rt_buf_free(&bb->svcnames);
 	rt_buf_free(&bb->writers);
 	free(bb->st);
@@ -181,14 +200,17 @@ void rt_bb_reset(struct rt_bb *bb, uint64_t first_seq)
 {
 	bb->first_seq = first_seq;
 	bb->nrec = 0;
-	bb->meta.len = bb->ids.len = bb->attrs.len = bb->msgs.len = 0;
-	bb->svcnames.len = bb->writers.len = 0;
+	for (int i = 0; i < NCOLS; i++)
+		bb->col[i].len = 0;
+	bb->sev.len = bb->flags.len = bb->svcnames.len = bb->writers.len = 0;
 	if (bb->st)
 		memset(bb->st, 0, bb->st_cap * sizeof(*bb->st));
 	if (bb->wt)
 		memset(bb->wt, 0, bb->wt_cap * sizeof(*bb->wt));
 	bb->nsvc = bb->nwriters = 0;
 	bb->ntraces = 0;
+	bb->body_len = BODY_HDR;
+	bb->last_svc_idx = bb->last_wr_idx = -1;
 }
 
 uint32_t rt_bb_count(const struct rt_bb *bb)
@@ -209,8 +231,16 @@ void rt_bb_times(const struct rt_bb *bb, uint64_t *tmin, uint64_t *tmax)
 
 size_t rt_bb_body_len(const struct rt_bb *bb)
 {
-	return BODY_HDR + bb->svcnames.len + bb->writers.len + bb->meta.len + bb->ids.len +
-	       bb->attrs.len + bb->msgs.len;
+	return bb->body_len;
+}
+
+/* The sum of the parts, to keep the running total honest. */
+static size_t body_len_now(const struct rt_bb *bb)
+{
+	size_t n = BODY_HDR + bb->svcnames.len + bb->writers.len + bb->sev.len + bb->flags.len;
+	for (int i = 0; i < NCOLS; i++)
+		n += bb->col[i].len;
+	return n;
 }
 
 /* Grow an open-addressing table to @cap slots and re-insert. */
@@ -347,17 +377,38 @@ int rt_bb_add(struct rt_bb *bb, const struct rt_rec *r)
 {
 	uint64_t seq = bb->first_seq + bb->nrec, zz;
 	int64_t delta;
-	int svc, wr, cls;
+	int svc, wr, cls, same;
 	uint8_t flags;
 
-	svc = service_index(bb, r);
+	/* Records come in runs from one writer: compare with the last one
+	 * before hashing anything. */
+	same = bb->last_svc_idx >= 0 && r->service_len == bb->last_svc_len &&
+	       !memcmp(r->service, bb->last_svc, r->service_len);
+	svc = same ? bb->last_svc_idx : service_index(bb, r);
 	if (svc < 0)
 		return svc;
-	wr = writer_index(bb, r->pid, r->tid);
-	if (wr < 0)
-		return wr;
-	if (rt_buf_reserve(&bb->meta, 2 + 5 * 10) || rt_buf_reserve(&bb->ids, 24) ||
-	    rt_buf_reserve(&bb->attrs, r->attrs_len) || rt_buf_reserve(&bb->msgs, r->msg_len + 1))
+	if (bb->last_wr_idx >= 0 && r->pid == bb->last_pid && r->tid == bb->last_tid) {
+		wr = bb->last_wr_idx;
+	} else {
+		same = 0;
+		wr = writer_index(bb, r->pid, r->tid);
+		if (wr < 0)
+			return wr;
+	}
+	if (!same || svc != bb->last_svc_idx)
+		bb->last_prefix = rt_render_prefix_len(r, bb->host_len);
+	bb->last_svc = bb->svc[svc].name;
+	bb->last_svc_len = bb->svc[svc].len;
+	bb->last_svc_idx = svc;
+	bb->last_pid = r->pid;
+	bb->last_tid = r->tid;
+	bb->last_wr_idx = wr;
+	if (rt_buf_reserve(&bb->col[COL_TIME], 10) || rt_buf_reserve(&bb->col[COL_SVC], 3) ||
+	    rt_buf_reserve(&bb->col[COL_WRITER], 3) || rt_buf_reserve(&bb->col[COL_ALEN], 5) ||
+	    rt_buf_reserve(&bb->col[COL_MLEN], 5) || rt_buf_reserve(&bb->col[COL_IDS], 24) ||
+	    rt_buf_reserve(&bb->col[COL_ATTRS], r->attrs_len) ||
+	    rt_buf_reserve(&bb->col[COL_MSGS], r->msg_len + 1) || rt_buf_reserve(&bb->sev, 1) ||
+	    rt_buf_reserve(&bb->flags, 1))
 		return -ENOMEM;
 	if (r->trace_id && bb->ntraces == bb->traces_cap) {
 		size_t cap = bb->traces_cap ? bb->traces_cap * 2 : 256;
@@ -381,35 +432,45 @@ int rt_bb_add(struct rt_bb *bb, const struct rt_rec *r)
 	bb->tprev = r->time_ns;
 	flags = (uint8_t)((r->flags & RT_REC_LOSS) | (r->trace_id ? RT_REC_TRACE : 0) |
 			  (r->span_id ? RT_REC_SPAN : 0));
-	put_varint(&bb->meta, zz);
-	bb->meta.p[bb->meta.len++] = r->severity;
-	bb->meta.p[bb->meta.len++] = flags;
-	put_varint(&bb->meta, (uint64_t)svc);
-	put_varint(&bb->meta, (uint64_t)wr);
-	put_varint(&bb->meta, r->msg_len);
-	put_varint(&bb->meta, r->attrs_len);
+	/* A message that holds a newline cannot be found by its terminator. */
+	if (r->msg_len && memchr(r->msg, '\n', r->msg_len)) {
+		flags |= BF_MSGLEN;
+		put_varint(&bb->col[COL_MLEN], r->msg_len);
+	}
+	put_varint(&bb->col[COL_TIME], zz);
+	bb->sev.p[bb->sev.len++] = r->severity;
+	bb->flags.p[bb->flags.len++] = flags;
+	put_varint(&bb->col[COL_SVC], (uint64_t)svc);
+	put_varint(&bb->col[COL_WRITER], (uint64_t)wr);
+	put_varint(&bb->col[COL_ALEN], r->attrs_len);
 	if (r->trace_id) {
-		memcpy(bb->ids.p + bb->ids.len, r->trace_id, 16);
-		bb->ids.len += 16;
+		struct rt_buf *ids = &bb->col[COL_IDS];
+		memcpy(ids->p + ids->len, r->trace_id, 16);
+		ids->len += 16;
 		bb->traces[bb->ntraces++] = XXH3_64bits(r->trace_id, 16);
 	}
 	if (r->span_id) {
-		memcpy(bb->ids.p + bb->ids.len, r->span_id, 8);
-		bb->ids.len += 8;
+		struct rt_buf *ids = &bb->col[COL_IDS];
+		memcpy(ids->p + ids->len, r->span_id, 8);
+		ids->len += 8;
 	}
 	if (r->attrs_len) {
-		memcpy(bb->attrs.p + bb->attrs.len, r->attrs, r->attrs_len);
-		bb->attrs.len += r->attrs_len;
+		memcpy(bb->col[COL_ATTRS].p + bb->col[COL_ATTRS].len, r->attrs, r->attrs_len);
+		bb->col[COL_ATTRS].len += r->attrs_len;
 	}
-	if (r->msg_len)
-		memcpy(bb->msgs.p + bb->msgs.len, r->msg, r->msg_len);
-	bb->msgs.len += r->msg_len;
-	bb->msgs.p[bb->msgs.len++] = '\n';
+	{
+		struct rt_buf *m = &bb->col[COL_MSGS];
+		if (r->msg_len)
+			memcpy(m->p + m->len, r->msg, r->msg_len);
+		m->len += r->msg_len;
+		m->p[m->len++] = '\n';
+	}
 
 	cls = rt_sev_class(r->severity);
 	bb->svc[svc].count[cls]++;
-	bb->svc[svc].bytes[cls] += rt_render_len(r, seq, bb->host_len);
+	bb->svc[svc].bytes[cls] += rt_render_len_rest(r, seq, bb->last_prefix);
 	bb->nrec++;
+	bb->body_len = body_len_now(bb);
 	return 0;
 }
 
@@ -454,8 +515,12 @@ int rt_bb_seal(struct rt_bb *bb, struct rt_buf *out, uint64_t data_off, uint32_t
 	uint8_t hdr[BODY_HDR];
 	uint32_t bloom_bits = bb->ntraces ? bloom_bits_for(bb->ntraces) : 0, u32, i;
 	size_t body_len = rt_bb_body_len(bb), index_len, bound, start, dpos, n;
-	const struct rt_buf *parts[6] = {&bb->svcnames, &bb->writers, &bb->meta,
-					 &bb->ids,      &bb->attrs,   &bb->msgs};
+	const struct rt_buf *parts[4 + NCOLS] = {
+		&bb->svcnames,          &bb->writers,           &bb->col[COL_TIME],
+		&bb->sev,               &bb->flags,             &bb->col[COL_SVC],
+		&bb->col[COL_WRITER],   &bb->col[COL_ALEN],     &bb->col[COL_MLEN],
+		&bb->col[COL_IDS],      &bb->col[COL_ATTRS],    &bb->col[COL_MSGS],
+	};
 	uint8_t *w, *fixed;
 	uint64_t u64;
 
@@ -474,11 +539,22 @@ int rt_bb_seal(struct rt_bb *bb, struct rt_buf *out, uint64_t data_off, uint32_t
 	memset(&prefs, 0, sizeof(prefs));
 	prefs.frameInfo.blockSizeID = LZ4F_max4MB;
 	prefs.frameInfo.blockMode = LZ4F_blockIndependent;
-	prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
-	prefs.frameInfo.blockChecksumFlag = LZ4F_blockChecksumEnabled;
+	/* The INDEX frame's XXH3-64 covers every byte of this frame, so LZ4's
+	 * own XXH32 checksums (as costly as the compression here) would only
+	 * repeat it. The frame stays a valid one for `lz4 -t` and `lz4 -dc`. */
+	prefs.frameInfo.contentChecksumFlag = LZ4F_noContentChecksum;
+	prefs.frameInfo.blockChecksumFlag = LZ4F_noBlockChecksum;
 	prefs.frameInfo.contentSize = body_len;
 	prefs.compressionLevel = 1; /* what `lz4 -1` uses */
-	bound = LZ4F_HEADER_SIZE_MAX + LZ4F_compressBound(body_len, &prefs);
+	/* Compress each column as it is handed over, straight from our buffer:
+	 * without autoFlush LZ4F copies the input into a 4 MiB buffer that it
+	 * allocates and zeroes for every frame. */
+	prefs.autoFlush = 1;
+	/* With autoFlush every piece becomes LZ4 blocks of its own: bound
+	 * each piece, not the sum. */
+	bound = LZ4F_HEADER_SIZE_MAX + LZ4F_compressBound(BODY_HDR, &prefs);
+	for (i = 0; i < 4 + NCOLS; i++)
+		bound += LZ4F_compressBound(parts[i]->len, &prefs);
 	if (rt_buf_reserve(out, index_len + bound))
 		return -ENOMEM;
 	start = out->len;
@@ -493,15 +569,11 @@ int rt_bb_seal(struct rt_bb *bb, struct rt_buf *out, uint64_t data_off, uint32_t
 	memcpy(hdr + 8, &u32, 4);
 	u32 = (uint32_t)bb->svcnames.len;
 	memcpy(hdr + 12, &u32, 4);
-	u32 = (uint32_t)bb->meta.len;
-	memcpy(hdr + 16, &u32, 4);
-	u32 = (uint32_t)bb->ids.len;
-	memcpy(hdr + 20, &u32, 4);
-	u32 = (uint32_t)bb->attrs.len;
-	memcpy(hdr + 24, &u32, 4);
-	u32 = (uint32_t)bb->msgs.len;
-	memcpy(hdr + 28, &u32, 4);
-	memcpy(hdr + 32, &bb->tbase, 8);
+	for (i = 0; i < NCOLS; i++) {
+		u32 = (uint32_t)bb->col[i].len;
+		memcpy(hdr + 16 + 4 * i, &u32, 4);
+	}
+	memcpy(hdr + 48, &bb->tbase, 8);
 	n = LZ4F_compressBegin(bb->cctx, w, bound, &prefs);
 	if (LZ4F_isError(n))
 		return -EIO;
@@ -510,7 +582,7 @@ int rt_bb_seal(struct rt_bb *bb, struct rt_buf *out, uint64_t data_off, uint32_t
 	if (LZ4F_isError(n))
 		return -EIO;
 	dpos += n;
-	for (i = 0; i < 6; i++) {
+	for (i = 0; i < 4 + NCOLS; i++) {
 		if (!parts[i]->len)
 			continue;
 		n = LZ4F_compressUpdate(bb->cctx, w + dpos, bound - dpos, parts[i]->p, parts[i]->len,
@@ -590,9 +662,9 @@ void rt_block_free(struct rt_block *b)
 int rt_block_decode(const void *body, size_t len, uint64_t first_seq, uint32_t nrec,
 		    struct rt_block *b)
 {
-	const uint8_t *p = body, *end, *m, *mend;
-	uint32_t magic, n, dicts, svc_bytes, meta_len, ids_len, attr_len, msg_len, i;
-	uint64_t t, ids_pos = 0, attr_pos = 0, msg_pos = 0;
+	const uint8_t *p = body, *end, *col[NCOLS], *cend[NCOLS], *sev, *flg;
+	uint32_t magic, n, dicts, svc_bytes, clen[NCOLS], i;
+	uint64_t t, total, ids_pos = 0, attr_pos = 0, msg_pos = 0;
 	size_t need;
 	uint8_t *mem;
 
@@ -602,18 +674,16 @@ int rt_block_decode(const void *body, size_t len, uint64_t first_seq, uint32_t n
 	memcpy(&n, p + 4, 4);
 	memcpy(&dicts, p + 8, 4);
 	memcpy(&svc_bytes, p + 12, 4);
-	memcpy(&meta_len, p + 16, 4);
-	memcpy(&ids_len, p + 20, 4);
-	memcpy(&attr_len, p + 24, 4);
-	memcpy(&msg_len, p + 28, 4);
-	memcpy(&t, p + 32, 8);
+	memcpy(clen, p + 16, sizeof(clen));
+	memcpy(&t, p + 48, 8);
 	if (magic != BODY_MAGIC || n != nrec || n == 0)
 		return -EBADMSG;
 	b->nsvc = (uint16_t)dicts;
 	b->nwriters = (uint16_t)(dicts >> 16);
-	if ((uint64_t)BODY_HDR + svc_bytes + (uint64_t)b->nwriters * 8 + meta_len + ids_len +
-		    attr_len + msg_len !=
-	    len)
+	total = (uint64_t)BODY_HDR + svc_bytes + (uint64_t)b->nwriters * 8 + 2ull * n;
+	for (i = 0; i < NCOLS; i++)
+		total += clen[i];
+	if (total != len)
 		return -EBADMSG;
 
 	/* One allocation for every per-record array. */
@@ -670,48 +740,68 @@ int rt_block_decode(const void *body, size_t len, uint64_t first_seq, uint32_t n
 		return -EBADMSG;
 	b->writers = p;
 	p += (size_t)b->nwriters * 8;
-	m = p;
-	mend = p + meta_len;
-	b->ids = mend;
-	b->attrs = b->ids + ids_len;
-	b->msgs = b->attrs + attr_len;
+	col[COL_TIME] = p;
+	cend[COL_TIME] = p + clen[COL_TIME];
+	sev = cend[COL_TIME];
+	flg = sev + n;
+	p = flg + n;
+	for (i = COL_SVC; i < NCOLS; i++) {
+		col[i] = p;
+		cend[i] = p + clen[i];
+		p = cend[i];
+	}
+	b->ids = col[COL_IDS];
+	b->attrs = col[COL_ATTRS];
+	b->msgs = col[COL_MSGS];
+	memcpy(b->sev, sev, n);
+	memcpy(b->flags, flg, n);
 	for (i = 0; i < n; i++) {
-		uint64_t zz, svc, wr, ml, al;
-		if (get_varint(&m, mend, &zz) || mend - m < 2)
+		uint64_t zz, svc, wr, al, ml;
+		uint8_t f = b->flags[i];
+		if (get_varint(&col[COL_TIME], cend[COL_TIME], &zz))
 			return -EBADMSG;
 		t += (uint64_t)((int64_t)(zz >> 1) ^ -(int64_t)(zz & 1));
 		b->time[i] = t;
-		b->sev[i] = m[0];
-		b->flags[i] = m[1];
-		m += 2;
 		if (b->sev[i] < RT_SEVERITY_MIN || b->sev[i] > RT_SEVERITY_MAX ||
-		    (b->flags[i] & ~(RT_REC_TRACE | RT_REC_SPAN | RT_REC_LOSS)))
+		    (f & ~(RT_REC_TRACE | RT_REC_SPAN | RT_REC_LOSS | BF_MSGLEN)))
 			return -EBADMSG;
-		if (get_varint(&m, mend, &svc) || get_varint(&m, mend, &wr) ||
-		    get_varint(&m, mend, &ml) || get_varint(&m, mend, &al))
+		if (get_varint(&col[COL_SVC], cend[COL_SVC], &svc) ||
+		    get_varint(&col[COL_WRITER], cend[COL_WRITER], &wr) ||
+		    get_varint(&col[COL_ALEN], cend[COL_ALEN], &al))
 			return -EBADMSG;
 		if (svc >= b->nsvc || wr >= b->nwriters)
 			return -EBADMSG;
 		b->svc[i] = (uint16_t)svc;
 		b->writer[i] = (uint16_t)wr;
 		b->ids_off[i] = (uint32_t)ids_pos;
-		ids_pos += ((b->flags[i] & RT_REC_TRACE) ? 16 : 0) + ((b->flags[i] & RT_REC_SPAN) ? 8 : 0);
-		if (ids_pos > ids_len || al > (uint64_t)(attr_len - attr_pos) ||
-		    ml >= (uint64_t)(msg_len - msg_pos))
+		ids_pos += ((f & RT_REC_TRACE) ? 16 : 0) + ((f & RT_REC_SPAN) ? 8 : 0);
+		if (ids_pos > clen[COL_IDS] || al > (uint64_t)(clen[COL_ATTRS] - attr_pos))
 			return -EBADMSG;
 		b->attr_off[i] = (uint32_t)attr_pos;
 		b->attr_len[i] = (uint32_t)al;
 		if (al && rt_attrs_check(b->attrs + attr_pos, al))
 			return -EBADMSG;
 		attr_pos += al;
+		if (f & BF_MSGLEN) {
+			if (get_varint(&col[COL_MLEN], cend[COL_MLEN], &ml) ||
+			    ml >= (uint64_t)(clen[COL_MSGS] - msg_pos) || b->msgs[msg_pos + ml] != '\n')
+				return -EBADMSG;
+		} else {
+			/* The message runs to the next newline. */
+			const uint8_t *nl = memchr(b->msgs + msg_pos, '\n', clen[COL_MSGS] - msg_pos);
+			if (!nl)
+				return -EBADMSG;
+			ml = (uint64_t)(nl - (b->msgs + msg_pos));
+		}
 		b->msg_off[i] = (uint32_t)msg_pos;
 		b->msg_len[i] = (uint32_t)ml;
-		msg_pos += ml;
-		if (b->msgs[msg_pos] != '\n')
-			return -EBADMSG;
-		msg_pos++;
+		msg_pos += ml + 1;
+		b->flags[i] = f & (uint8_t)~BF_MSGLEN;
 	}
-	if (m != mend || ids_pos != ids_len || attr_pos != attr_len || msg_pos != msg_len)
+	for (i = 0; i < NCOLS; i++)
+		if (i != COL_IDS && i != COL_ATTRS && i != COL_MSGS && col[i] != cend[i])
+			return -EBADMSG;
+	if (ids_pos != clen[COL_IDS] || attr_pos != clen[COL_ATTRS] || msg_pos != clen[COL_MSGS])
 		return -EBADMSG;
 	return 0;
 }

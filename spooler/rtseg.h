@@ -22,8 +22,8 @@
  *
  * A block is an INDEX frame (what the block holds, where its DATA frame is,
  * the XXH3-64 of the DATA frame's bytes) followed by the DATA frame: one LZ4
- * frame (content size, block and content checksums) whose content is the
- * columnar block body. Records in a block have consecutive sequence numbers.
+ * frame (with its content size) whose content is the columnar block body.
+ * Records in a block have consecutive sequence numbers.
  *
  * Functions return 0 (or a count) or a negative errno; nothing here prints.
  */
@@ -64,7 +64,12 @@ struct rt_buf {
 	size_t len;
 	size_t cap;
 };
-int rt_buf_reserve(struct rt_buf *b, size_t more);
+int rt_buf_grow(struct rt_buf *b, size_t more);
+/* Make room for @more bytes after b->len. @return 0 or -ENOMEM. */
+static inline int rt_buf_reserve(struct rt_buf *b, size_t more)
+{
+	return b->cap - b->len >= more ? 0 : rt_buf_grow(b, more);
+}
 int rt_buf_put(struct rt_buf *b, const void *p, size_t n);
 void rt_buf_free(struct rt_buf *b);
 
@@ -221,6 +226,14 @@ int rt_seg_refresh(struct rt_seg *s, uint64_t limit, unsigned flags);
  * @return 0; -EBADMSG on any mismatch; -EIO; -ENOMEM.
  */
 int rt_seg_read_body(struct rt_seg *s, uint32_t i, struct rt_buf *body);
+
+/*
+ * rt_seg_probe - is there a whole, checksum-valid ringtail frame starting
+ * anywhere in [@from, end of file)? Tells a torn tail (nothing valid after
+ * the cut) from damage in the middle (valid frames follow it).
+ * @return 1, 0, or a negative errno.
+ */
+int rt_seg_probe(struct rt_seg *s, uint64_t from);
 
 /* rt_seg_name - "%020llu.lz4" for a segment whose first record is @seq. */
 void rt_seg_name(char out[32], uint64_t seq);

@@ -618,6 +618,41 @@ int rt_seg_refresh(struct rt_seg *s, uint64_t limit, unsigned flags)
 	return scan(s, s->size, flags);
 }
 
+int rt_seg_probe(struct rt_seg *s, uint64_t from)
+{
+	static const uint8_t magic[4] = {0x5e, 0x2a, 0x4d, 0x18}; /* RT_SEG_SKIP_MAGIC, LE */
+	struct rt_buf buf = {0};
+	uint8_t chunk[65536 + 3];
+	struct stat st;
+	uint64_t off = from, size;
+	int found = 0;
+
+	if (fstat(s->fd, &st) < 0)
+		return -errno;
+	size = (uint64_t)st.st_size;
+	while (!found && off < size) {
+		ssize_t n = pread(s->fd, chunk, sizeof(chunk), (off_t)off);
+		if (n <= 0)
+			break;
+		for (ssize_t i = 0; !found && i + 4 <= n; i++) {
+			const uint8_t *fixed;
+			const char *why;
+			size_t total;
+			int kind;
+			if (memcmp(chunk + i, magic, 4) || (off == from && i == 0))
+				continue;
+			if (read_frame(s, off + (uint64_t)i, size, &buf, &total, &kind, &fixed, &why) ==
+			    0)
+				found = 1;
+		}
+		if (n < (ssize_t)sizeof(chunk))
+			break;
+		off += (uint64_t)n - 3; /* a magic may straddle two reads */
+	}
+	rt_buf_free(&buf);
+	return found;
+}
+
 int rt_seg_read_body(struct rt_seg *s, uint32_t i, struct rt_buf *body)
 {
 	static __thread LZ4F_dctx *dctx;
