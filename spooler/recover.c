@@ -141,9 +141,11 @@ int rt_spool_recover(struct rt_spool *sp, uint64_t ring_id, uint32_t nslots, rt_
 
 		if (last && s->damaged) {
 			uint64_t cut = s->size - s->valid_end;
-			/* A frame that runs past the end of the file is a write
-			 * the crash interrupted; anything else is damage. */
-			int torn = strstr(s->damage, "cut short") != NULL;
+			/* A frame that runs past the end of the file, with
+			 * nothing valid after it, is a write the crash
+			 * interrupted; anything else is damage. */
+			int torn = strstr(s->damage, "cut short") != NULL &&
+				   rt_seg_probe(s, s->valid_end) == 0;
 			if (torn) {
 				say(log, arg, RT_WARN,
 				    "segment %s: torn tail of %" PRIu64 " bytes cut at offset %" PRIu64
