@@ -454,6 +454,8 @@ int cmd_bench(int argc, char **argv)
 {
 	if (argc >= 2 && !strcmp(argv[1], "writer"))
 		return bench_writer(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "spool"))
+		return bench_spool(argc - 1, argv + 1);
 	if (argc >= 2 && !strcmp(argv[1], "fs"))
 		return bench_fs(argc - 1, argv + 1);
 	cli_err("usage: ringtail bench writer|spool|fs ... (see ringtail --help)");

@@ -27,6 +27,8 @@ static const char usage[] =
 	"\n"
 	"Measure:\n"
 	"  bench writer [--threads N] [--size BYTES] [--records N] [--rounds N] [--json]\n"
+	"  bench spool [--size BYTES | --corpus DIR] [--seconds N] [--json]\n"
+	"  bench fs [--corpus DIR] [--json]\n"
 	"\n"
 	"Every command that uses a ring takes --ring PATH; the default is $" RT_RING_ENV "\n"
 	"or " RT_RING_DEFAULT_PATH ". The default spool is $RINGTAIL_SPOOL, else\n"
