@@ -466,6 +466,7 @@ static void submit(struct rt_spoold *d)
 	io_uring_prep_write(sqe, d->segfd, c->buf.p + c->written, (unsigned)(c->buf.len - c->written),
 			    c->off + c->written);
 	io_uring_sqe_set_data64(sqe, TAG_WRITE);
+	c->err = 0; /* each attempt stands on its own */
 	c->pending = 1;
 	if (d->cfg.fsync == RT_FSYNC_BLOCK) {
 		/* The fdatasync runs only if the write fully succeeded. */
