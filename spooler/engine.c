@@ -62,6 +62,7 @@ struct rt_spoold {
 	int uring_ok;
 	struct rt_bb *bb;
 	uint64_t block_start;     /* monotonic ns of the first record in bb */
+	uint64_t block_limit;     /* body bytes at which a block is sealed */
 	int bb_full;
 	/* The segment being written. */
 	int segfd;
@@ -399,7 +400,7 @@ static int add_record(void *arg, const struct rt_rec *r, const struct rt_origin 
 	}
 	if (rt_bb_count(d->bb) == 1)
 		d->block_start = mono_ns();
-	if (rt_bb_body_len(d->bb) >= d->cfg.block_bytes)
+	if (rt_bb_body_len(d->bb) >= d->block_limit)
 		d->bb_full = 1;
 	return 0;
 }
@@ -572,12 +573,16 @@ static int reap(struct rt_spoold *d)
 	return seen;
 }
 
+static void retention(struct rt_spoold *d);
+
 static int rotate(struct rt_spoold *d, uint64_t next_seq)
 {
 	int err = segment_close(d);
 
 	if (!err)
 		err = segment_new(d, next_seq);
+	if (!err)
+		retention(d); /* a segment was just closed: the limits may be passed */
 	if (err) {
 		char name[32];
 		rt_seg_name(name, d->seg_first);
@@ -622,6 +627,18 @@ int rt_spoold_step(struct rt_spoold *d, int wait_ms)
 	if (d->qn && d->q[d->qh].state == C_READY && now >= d->retry_at) {
 		submit(d);
 		progress++;
+	} else if (d->qn == 0 && rt_bb_count(d->bb) == 0) {
+		/* Writers that finished change the consumer's state without any
+		 * record (their slots can be freed): with nothing delivered and
+		 * everything before it durable, such a mark can be released at
+		 * once. */
+		const struct rt_cursor *e;
+		size_t n;
+		int64_t m = rt_consumer_mark(d->cons, &e, &n);
+		if (m > 0) {
+			dur_apply(d, e, n);
+			rt_consumer_release(d->cons, m);
+		}
 	}
 	if (now >= d->next_retention) {
 		d->next_retention = now + 10ull * 1000000000;
@@ -655,6 +672,8 @@ int rt_spoold_finish(struct rt_spoold *d)
 	while (mono_ns() < deadline) {
 		int got = 0;
 		reap(d);
+		if (d->segfd >= 0 && d->qn == 0 && rotate_due(d) && mono_ns() >= d->retry_at)
+			rotate(d, rt_bb_next_seq(d->bb) - rt_bb_count(d->bb));
 		if (!drained && !d->bb_full) {
 			got = rt_consumer_poll(d->cons, add_record, d, POLL_BUDGET);
 			if (got == 0)
@@ -730,6 +749,12 @@ int rt_spoold_start(const struct rt_spoold_config *c, struct rt_spoold **out)
 		return -ENOMEM;
 	d->cfg = *c;
 	d->segfd = -1;
+	/* Blocks are also kept to a quarter of a segment (before compression),
+	 * so that segments come out near their configured size: rotation only
+	 * happens between blocks. */
+	d->block_limit = c->block_bytes;
+	if (c->segment_bytes / 4 < d->block_limit)
+		d->block_limit = c->segment_bytes / 4 < 4096 ? 4096 : c->segment_bytes / 4;
 	err = rt_spool_open(c->spool_dir, c->host, RT_SPOOL_CREATE | RT_SPOOL_LOCK, &d->sp);
 	if (err) {
 		say(d, RT_ERROR, "cannot use the spool %s: %s", c->spool_dir,
