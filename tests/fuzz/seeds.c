@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+/* seeds.c - real segments, block bodies and ring records as fuzz seeds. */
+#include <stdio.h>
+#include <unistd.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rtseg.h"
+#include "seeds.h"
+
+/* A small but varied set of records: every flag, binary and newline-holding
+ * messages, attributes, several services and writers. */
+static void make_rec(int i, struct rt_rec *r, char *msg, uint8_t *ids, uint8_t *attrs)
+{
+	static const char *const svcs[] = {"api", "billing", "ringtail", "a-much-longer-service"};
+	memset(r, 0, sizeof(*r));
+	r->time_ns = 1700000000000000000ull + (uint64_t)i * 12345;
+	r->pid = 100 + (uint32_t)(i % 3);
+	r->tid = r->pid + (uint32_t)(i % 2);
+	r->severity = (uint8_t)(1 + i % 24);
+	r->flags = i % 11 == 0 ? RT_REC_LOSS : 0;
+	r->service = svcs[i % 4];
+	r->service_len = strlen(r->service);
+	r->msg = msg;
+	r->msg_len = (size_t)snprintf(msg, 128, "message %d%s", i,
+				      i % 5 == 0 ? " with\na newline" : i % 7 == 0 ? "\x01\xff\\" : "");
+	if (i % 3 == 0) {
+		memset(ids, i, 16);
+		r->trace_id = ids;
+	}
+	if (i % 4 == 0) {
+		memset(ids + 16, i + 1, 8);
+		r->span_id = ids + 16;
+	}
+	if (i % 6 == 0) {
+		static const uint8_t a[] = {1, 'k', 2, 0, 'v', 'v'};
+		memcpy(attrs, a, sizeof(a));
+		r->attrs = attrs;
+		r->attrs_len = sizeof(a);
+	}
+}
+
+/* Append a header and @nblocks blocks (1, 6, 11... records) to @out. */
+static int build(struct rt_buf *out, int nblocks, uint64_t *index_off, uint64_t *next)
+{
+	struct rt_seg_hdrinfo h;
+	struct rt_cursor cur = {1, 2, 3, 4, 5, 0, 0};
+	struct rt_bb *bb;
+	uint64_t seq = 1;
+
+	memset(&h, 0, sizeof(h));
+	memset(h.epoch, 7, 16);
+	strcpy(h.host, "fuzz-host");
+	h.first_seq = 1;
+	h.ring_id = 9;
+	h.render_version = RT_RENDER_VERSION;
+	if (rt_seg_header_frame(out, &h, &cur, 1) || rt_bb_new("fuzz-host", &bb))
+		return -1;
+	for (int b = 0; b < nblocks; b++) {
+		rt_bb_reset(bb, seq);
+		for (int i = 0; i < 1 + b * 5; i++) {
+			struct rt_rec r;
+			char msg[128];
+			uint8_t ids[24], attrs[16];
+			make_rec((int)seq, &r, msg, ids, attrs);
+			rt_bb_add(bb, &r);
+			seq++;
+		}
+		index_off[b] = out->len;
+		if (rt_bb_seal(bb, out, out->len, (uint32_t)b, 9, &cur, 1))
+			break;
+	}
+	rt_bb_free(bb);
+	*next = seq;
+	return 0;
+}
+
+static int segments(rt_seed_fn fn, void *arg)
+{
+	struct rt_buf out = {0};
+	uint64_t index_off[4], next;
+
+	if (build(&out, 4, index_off, &next))
+		return -1;
+	fn(arg, "open.lz4", out.p, out.len);
+	rt_seg_footer_frame(&out, out.len, 1, next, 0, 0, index_off, 4);
+	fn(arg, "closed.lz4", out.p, out.len);
+	rt_buf_free(&out);
+	return 2;
+}
+
+/* Block bodies as the reader decompresses them, each behind a u32 record
+ * count (what the block fuzzer takes). */
+static int bodies(rt_seed_fn fn, void *arg)
+{
+	struct rt_buf out = {0}, body = {0}, seed = {0};
+	uint64_t index_off[4], next;
+	struct rt_seg *s;
+	char name[32];
+	int count = 0, fd;
+	FILE *f;
+
+	if (build(&out, 4, index_off, &next) || !(f = tmpfile()))
+		return -1;
+	fd = fileno(f);
+	if (write(fd, out.p, out.len) == (ssize_t)out.len && rt_seg_open_fd(fd, 0, 0, &s) == 0) {
+		for (uint32_t b = 0; b < s->nblocks; b++) {
+			if (rt_seg_read_body(s, b, &body))
+				continue;
+			seed.len = 0;
+			rt_buf_put(&seed, &s->blocks[b].nrec, 4);
+			rt_buf_put(&seed, body.p, body.len);
+			snprintf(name, sizeof(name), "body-%u.bin", b);
+			fn(arg, name, seed.p, seed.len);
+			count++;
+		}
+		rt_seg_close(s);
+	}
+	fclose(f);
+	rt_buf_free(&out);
+	rt_buf_free(&body);
+	rt_buf_free(&seed);
+	return count;
+}
+
+static int records(rt_seed_fn fn, void *arg)
+{
+	struct rt_buf out = {0};
+
+	for (int i = 0; i < 24; i++) {
+		struct rt_rec r;
+		char msg[128];
+		uint8_t ids[24], attrs[16];
+		make_rec(i, &r, msg, ids, attrs);
+		r.flags &= (uint8_t)~RT_REC_LOSS; /* writers may not set it */
+		if (rt_buf_reserve(&out, RT__ALIGN8(rt_rec_size(&r))))
+			return -1;
+		out.len += rt_rec_encode(&r, out.p + out.len);
+	}
+	fn(arg, "records.bin", out.p, out.len);
+	rt_buf_free(&out);
+	return 1;
+}
+
+int rt_fuzz_seeds(const char *kind, rt_seed_fn fn, void *arg)
+{
+	if (!strcmp(kind, "segment"))
+		return segments(fn, arg);
+	if (!strcmp(kind, "block"))
+		return bodies(fn, arg);
+	if (!strcmp(kind, "record"))
+		return records(fn, arg);
+	return -1;
+}

@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: MIT */
+/* seeds.h - seed inputs for the fuzzers, made with the real encoders. */
+#ifndef RT_FUZZ_SEEDS_H
+#define RT_FUZZ_SEEDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef void (*rt_seed_fn)(void *arg, const char *name, const uint8_t *p, size_t n);
+
+/* Call @fn with every seed for the fuzzer @kind ("segment", "block",
+ * "record"). @return the number of seeds, or -1 for an unknown kind. */
+int rt_fuzz_seeds(const char *kind, rt_seed_fn fn, void *arg);
+
+#endif
