@@ -288,7 +288,8 @@ int rt_spool_list(struct rt_spool *sp, uint64_t **seqs)
 		v[n++] = seq;
 	}
 	closedir(d);
-	qsort(v, (size_t)n, sizeof(*v), cmp_u64);
+	if (n > 1)
+		qsort(v, (size_t)n, sizeof(*v), cmp_u64);
 	*seqs = v;
 	return n;
 }

@@ -103,7 +103,7 @@ static void same(const struct rt_rec *a, const struct rt_rec *b, uint64_t i)
 	      "record %llu: span", (unsigned long long)i);
 	CHECK(a->msg_len == b->msg_len && !memcmp(a->msg, b->msg, a->msg_len),
 	      "record %llu: message", (unsigned long long)i);
-	CHECK(a->attrs_len == b->attrs_len && !memcmp(a->attrs, b->attrs, a->attrs_len),
+	CHECK(a->attrs_len == b->attrs_len && (!a->attrs_len || !memcmp(a->attrs, b->attrs, a->attrs_len)),
 	      "record %llu: attributes", (unsigned long long)i);
 }
 

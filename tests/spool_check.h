@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 
 #include "helpers.h"
 #include "ringtail.h"
@@ -77,6 +78,8 @@ static inline void sc_start_writers(int pause_us)
 		CHECK(sc_writers[p] >= 0, "fork");
 		if (sc_writers[p] == 0) {
 			pthread_t th[SC_THREADS];
+			/* Die with the test, whatever happens to it. */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
 			struct sc_warg wa[SC_THREADS];
 			rt_set_service("test-writer");
 			for (int t = 0; t < SC_THREADS; t++) {
@@ -118,6 +121,7 @@ static inline pid_t sc_ringtaild(const char *bin, ...)
 	CHECK(pid >= 0, "fork");
 	if (pid == 0) {
 		int devnull = open("/dev/null", O_WRONLY);
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* die with the test */
 		dup2(devnull, STDERR_FILENO);
 		execv(bin, (char *const *)argv);
 		_exit(127);
