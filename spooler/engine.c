@@ -64,17 +64,10 @@ struct rt_spoold {
 	uint64_t block_start;     /* monotonic ns of the first record in bb */
 	uint64_t block_limit;     /* body bytes at which a block is sealed */
 	int bb_full;
-	/* The segment being written. */
-	int segfd;
-	uint64_t seg_first;
-	uint64_t seg_end;         /* where the next block goes */
-	uint64_t seg_durable;     /* bytes of it that are durable */
-	uint64_t seg_created;     /* wall clock */
-	uint64_t seg_next_seq;    /* after its durable blocks */
-	uint64_t seg_tmin, seg_tmax;
-	uint32_t seg_blocks;      /* blocks assigned to it */
-	uint64_t *index_off;
-	uint32_t index_cap;
+	struct rt_segw w;         /* the segment being written */
+	/* Records up to this one are forwarded upstream (UINT64_MAX: not
+	 * forwarding); set by the forwarder thread, read by retention. */
+	uint64_t acked_seq;
 	/* Commits: q[qh] is the oldest. */
 	struct commit q[2];
 	int qh, qn;
@@ -149,8 +142,8 @@ static void publish(struct rt_spoold *d)
 	__atomic_store_n(&st->gen, g + 1, __ATOMIC_RELAXED);
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	__atomic_store_n(&st->durable_seq, d->durable_seq, __ATOMIC_RELAXED);
-	__atomic_store_n(&st->segment, d->seg_first, __ATOMIC_RELAXED);
-	__atomic_store_n(&st->segment_bytes, d->seg_durable, __ATOMIC_RELAXED);
+	__atomic_store_n(&st->segment, d->w.first, __ATOMIC_RELAXED);
+	__atomic_store_n(&st->segment_bytes, d->w.durable, __ATOMIC_RELAXED);
 	__atomic_store_n(&st->updated_ns, wall_ns(), __ATOMIC_RELAXED);
 	__atomic_store_n(&st->records_total, d->stats.records, __ATOMIC_RELAXED);
 	__atomic_store_n(&st->pid, (uint64_t)getpid(), __ATOMIC_RELAXED);
@@ -173,210 +166,42 @@ static void dur_apply(struct rt_spoold *d, const struct rt_cursor *e, size_t n)
 }
 
 /* ------------------------------------------------------------------------
- * io_uring helpers
- * ------------------------------------------------------------------------ */
-
-/* Write @len bytes at @off and (with @sync) fdatasync, and wait for both.
- * For the rare writes that are not on the hot path: headers and footers. */
-static int write_sync(struct rt_spoold *d, int fd, const void *buf, size_t len, uint64_t off,
-		      int sync_dirfd)
-{
-	struct io_uring_sqe *sqe;
-	struct io_uring_cqe *cqe;
-	int want = 0, err = 0, r;
-	size_t done = 0;
-
-	while (done < len) {
-		sqe = io_uring_get_sqe(&d->uring);
-		if (!sqe)
-			return -EBUSY;
-		io_uring_prep_write(sqe, fd, (const char *)buf + done, (unsigned)(len - done), off + done);
-		io_uring_sqe_set_data64(sqe, 100);
-		r = io_uring_submit_and_wait(&d->uring, 1);
-		if (r < 0)
-			return r;
-		if ((r = io_uring_wait_cqe(&d->uring, &cqe)) < 0)
-			return r;
-		r = cqe->res;
-		io_uring_cqe_seen(&d->uring, cqe);
-		if (r < 0)
-			return r;
-		if (r == 0)
-			return -EIO;
-		done += (size_t)r;
-	}
-	if (d->cfg.fsync == RT_FSYNC_NONE && sync_dirfd < 0)
-		return 0;
-	sqe = io_uring_get_sqe(&d->uring);
-	io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
-	io_uring_sqe_set_data64(sqe, 101);
-	want++;
-	if (sync_dirfd >= 0) {
-		sqe = io_uring_get_sqe(&d->uring);
-		io_uring_prep_fsync(sqe, sync_dirfd, 0);
-		io_uring_sqe_set_data64(sqe, 102);
-		want++;
-	}
-	r = io_uring_submit_and_wait(&d->uring, (unsigned)want);
-	if (r < 0)
-		return r;
-	while (want-- > 0) {
-		if ((r = io_uring_wait_cqe(&d->uring, &cqe)) < 0)
-			return r;
-		if (cqe->res < 0 && !err)
-			err = cqe->res;
-		io_uring_cqe_seen(&d->uring, cqe);
-	}
-	return err;
-}
-
-/* ------------------------------------------------------------------------
  * Segments
  * ------------------------------------------------------------------------ */
-
-static int index_push(struct rt_spoold *d, uint64_t off)
-{
-	if (d->seg_blocks == d->index_cap) {
-		uint32_t cap = d->index_cap ? d->index_cap * 2 : 256;
-		uint64_t *n = realloc(d->index_off, cap * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		d->index_off = n;
-		d->index_cap = cap;
-	}
-	d->index_off[d->seg_blocks++] = off;
-	return 0;
-}
 
 /* Start a new segment named after @first_seq, its header carrying the
  * durable ring positions. */
 static int segment_new(struct rt_spoold *d, uint64_t first_seq)
 {
-	struct rt_seg_hdrinfo h;
-	struct rt_buf b = {0};
 	struct rt_cursor *snap;
 	size_t n = 0;
-	char name[32];
-	int fd, err;
+	int err;
 
-	memset(&h, 0, sizeof(h));
-	memcpy(h.epoch, d->sp->epoch, 16);
-	snprintf(h.host, sizeof(h.host), "%s", d->sp->host);
-	h.first_seq = first_seq;
-	h.created_ns = wall_ns();
-	h.ring_id = d->ring_id;
-	h.render_version = RT_RENDER_VERSION;
 	snap = malloc((d->nslots + 1) * sizeof(*snap));
 	if (!snap)
 		return -ENOMEM;
 	for (uint32_t k = 0; k <= d->nslots; k++)
 		if (d->dur_present[k])
 			snap[n++] = d->dur[k];
-	err = rt_seg_header_frame(&b, &h, snap, n);
+	err = rt_segw_new(&d->w, first_seq, d->ring_id, snap, n);
 	free(snap);
-	if (err)
-		return err;
-	rt_seg_name(name, first_seq);
-	fd = openat(d->sp->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
-	if (fd < 0) {
-		err = -errno;
-		rt_buf_free(&b);
-		return err;
-	}
-	err = write_sync(d, fd, b.p, b.len, 0, d->sp->dirfd);
-	if (err) {
-		/* Leave no half-made segment behind. */
-		close(fd);
-		unlinkat(d->sp->dirfd, name, 0);
-		rt_buf_free(&b);
-		return err;
-	}
-	d->segfd = fd;
-	d->seg_first = first_seq;
-	d->seg_end = d->seg_durable = b.len;
-	d->seg_created = h.created_ns;
-	d->seg_next_seq = first_seq;
-	d->seg_tmin = d->seg_tmax = 0;
-	d->seg_blocks = 0;
-	d->stats.segments_made++;
-	rt_buf_free(&b);
-	return 0;
-}
-
-/* Close the current segment with its footer. */
-static int segment_close(struct rt_spoold *d)
-{
-	struct rt_buf b = {0};
-	int err;
-
-	err = rt_seg_footer_frame(&b, d->seg_end, d->seg_first, d->seg_next_seq, d->seg_tmin,
-				  d->seg_tmax, d->index_off, d->seg_blocks);
 	if (!err)
-		err = write_sync(d, d->segfd, b.p, b.len, d->seg_end, -1);
-	rt_buf_free(&b);
-	if (err) {
-		/* Whatever was written of the footer goes; retry later. */
-		if (ftruncate(d->segfd, (off_t)d->seg_end) < 0)
-			err = -errno;
-		return err;
-	}
-	close(d->segfd);
-	d->segfd = -1;
-	return 0;
+		d->stats.segments_made++;
+	return err;
 }
 
-static int rotate_due(struct rt_spoold *d)
-{
-	return d->seg_blocks > 0 && (d->seg_end >= d->cfg.segment_bytes ||
-				     wall_ns() - d->seg_created >= d->cfg.segment_age_ns);
-}
-
-/* Remove the oldest segments while the spool is over its limits. */
 static void retention(struct rt_spoold *d)
 {
-	uint64_t *seqs = NULL, total = 0, now = wall_ns();
-	uint64_t *sizes, *mtimes;
-	char name[32];
-	int n, i;
+	struct rt_retain lim;
+	int n;
 
-	n = rt_spool_list(d->sp, &seqs);
-	if (n <= 1) {
-		free(seqs);
-		return;
-	}
-	sizes = calloc((size_t)n, sizeof(*sizes));
-	mtimes = calloc((size_t)n, sizeof(*mtimes));
-	if (!sizes || !mtimes)
-		goto out;
-	for (i = 0; i < n; i++) {
-		struct stat st;
-		rt_seg_name(name, seqs[i]);
-		if (fstatat(d->sp->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-			sizes[i] = (uint64_t)st.st_size;
-			mtimes[i] = (uint64_t)st.st_mtim.tv_sec * 1000000000ull +
-				    (uint64_t)st.st_mtim.tv_nsec;
-		}
-		total += sizes[i];
-	}
-	/* Never the segment being written. */
-	for (i = 0; i < n - 1 && seqs[i] != d->seg_first; i++) {
-		int over_size = total > d->cfg.retain_bytes;
-		int over_age = d->cfg.retain_age_ns && now - mtimes[i] > d->cfg.retain_age_ns;
-		if (!over_size && !over_age)
-			break;
-		rt_seg_name(name, seqs[i]);
-		if (unlinkat(d->sp->dirfd, name, 0) == 0) {
-			total -= sizes[i];
-			d->stats.segments_removed++;
-			say(d, RT_INFO, "removed segment %s (records #%" PRIu64 " to #%" PRIu64
-				     ") to keep the spool within its %s limit",
-			    name, seqs[i], seqs[i + 1] - 1, over_size ? "size" : "age");
-		}
-	}
-out:
-	free(seqs);
-	free(sizes);
-	free(mtimes);
+	lim.bytes = d->cfg.retain_bytes;
+	lim.age_ns = d->cfg.retain_age_ns;
+	lim.hard_bytes = d->cfg.retain_hard_bytes ? d->cfg.retain_hard_bytes : UINT64_MAX;
+	lim.acked_seq = __atomic_load_n(&d->acked_seq, __ATOMIC_ACQUIRE);
+	n = rt_spool_retain(d->sp, d->w.first, &lim, d->cfg.log, d->cfg.log_arg);
+	if (n > 0)
+		d->stats.segments_removed += (uint64_t)n;
 }
 
 /* ------------------------------------------------------------------------
@@ -423,11 +248,11 @@ static int seal(struct rt_spoold *d)
 	if (m < 0)
 		return (int)m;
 	c->buf.len = 0;
-	c->off = d->seg_end;
+	c->off = d->w.end;
 	c->first_seq = rt_bb_next_seq(d->bb) - rt_bb_count(d->bb);
 	c->next_seq = rt_bb_next_seq(d->bb);
 	c->nrec = rt_bb_count(d->bb);
-	c->block_no = d->seg_blocks;
+	c->block_no = d->w.nblocks;
 	c->mark = m;
 	c->written = 0;
 	c->err = 0;
@@ -447,10 +272,10 @@ static int seal(struct rt_spoold *d)
 	err = rt_bb_seal(d->bb, &c->buf, c->off, c->block_no, d->ring_id, e, n);
 	if (err)
 		return err;
-	err = index_push(d, c->off);
+	err = rt_segw_assign(&d->w, c->off);
 	if (err)
 		return err;
-	d->seg_end += c->buf.len;
+	d->w.end += c->buf.len;
 	d->qn++;
 	rt_bb_reset(d->bb, c->next_seq);
 	d->bb_full = 0;
@@ -464,7 +289,7 @@ static void submit(struct rt_spoold *d)
 	struct io_uring_sqe *sqe;
 
 	sqe = io_uring_get_sqe(&d->uring);
-	io_uring_prep_write(sqe, d->segfd, c->buf.p + c->written, (unsigned)(c->buf.len - c->written),
+	io_uring_prep_write(sqe, d->w.fd, c->buf.p + c->written, (unsigned)(c->buf.len - c->written),
 			    c->off + c->written);
 	io_uring_sqe_set_data64(sqe, TAG_WRITE);
 	c->err = 0; /* each attempt stands on its own */
@@ -473,7 +298,7 @@ static void submit(struct rt_spoold *d)
 		/* The fdatasync runs only if the write fully succeeded. */
 		sqe->flags |= IOSQE_IO_LINK;
 		sqe = io_uring_get_sqe(&d->uring);
-		io_uring_prep_fsync(sqe, d->segfd, IORING_FSYNC_DATASYNC);
+		io_uring_prep_fsync(sqe, d->w.fd, IORING_FSYNC_DATASYNC);
 		io_uring_sqe_set_data64(sqe, TAG_SYNC);
 		c->pending = 2;
 	}
@@ -489,12 +314,7 @@ static void complete(struct rt_spoold *d)
 	rt_consumer_release(d->cons, c->mark);
 	dur_apply(d, c->cur, c->ncur);
 	d->durable_seq = c->next_seq - 1;
-	d->seg_durable = c->off + c->buf.len;
-	d->seg_next_seq = c->next_seq;
-	if (d->seg_tmin == 0 || c->tmin < d->seg_tmin)
-		d->seg_tmin = c->tmin;
-	if (c->tmax > d->seg_tmax)
-		d->seg_tmax = c->tmax;
+	rt_segw_durable(&d->w, c->off + c->buf.len, c->next_seq, c->tmin, c->tmax);
 	d->stats.records += c->nrec;
 	d->stats.bytes_out += c->buf.len;
 	d->stats.syncs += d->cfg.fsync == RT_FSYNC_BLOCK;
@@ -517,7 +337,7 @@ static void failed(struct rt_spoold *d, int err)
 	uint64_t now = mono_ns();
 
 	d->stats.write_errors++;
-	if (ftruncate(d->segfd, (off_t)c->off) < 0 && !err)
+	if (ftruncate(d->w.fd, (off_t)c->off) < 0 && !err)
 		err = -errno;
 	c->written = 0;
 	c->state = C_READY;
@@ -527,7 +347,7 @@ static void failed(struct rt_spoold *d, int err)
 	d->retry_at = now + d->backoff;
 	if (err != d->last_err || now - d->last_err_log > 30ull * 1000000000) {
 		char name[32];
-		rt_seg_name(name, d->seg_first);
+		rt_seg_name(name, d->w.first);
 		say(d, RT_ERROR,
 		    "cannot write segment %s: %s; records wait in the ring (writers drop "
 		    "when it is full) and the write is retried",
@@ -573,11 +393,9 @@ static int reap(struct rt_spoold *d)
 	return seen;
 }
 
-static void retention(struct rt_spoold *d);
-
 static int rotate(struct rt_spoold *d, uint64_t next_seq)
 {
-	int err = segment_close(d);
+	int err = rt_segw_close(&d->w);
 
 	if (!err)
 		err = segment_new(d, next_seq);
@@ -585,7 +403,7 @@ static int rotate(struct rt_spoold *d, uint64_t next_seq)
 		retention(d); /* a segment was just closed: the limits may be passed */
 	if (err) {
 		char name[32];
-		rt_seg_name(name, d->seg_first);
+		rt_seg_name(name, d->w.first);
 		say(d, RT_ERROR, "cannot start a new segment after %s: %s; retrying", name,
 		    strerror(-err));
 		d->retry_at = mono_ns() + 1000ull * 1000000;
@@ -602,11 +420,12 @@ int rt_spoold_step(struct rt_spoold *d, int wait_ms)
 	now = mono_ns();
 
 	/* A segment that failed to be started or closed. */
-	if (d->segfd < 0 && d->qn == 0 && now >= d->retry_at) {
+	if (d->w.fd < 0 && d->qn == 0 && now >= d->retry_at) {
 		if (segment_new(d, rt_bb_next_seq(d->bb) - rt_bb_count(d->bb)) != 0)
 			d->retry_at = now + 1000ull * 1000000;
 	}
-	if (d->segfd >= 0 && d->qn == 0 && rotate_due(d) && now >= d->retry_at)
+	if (d->qn == 0 && rt_segw_due(&d->w, d->cfg.segment_bytes, d->cfg.segment_age_ns) &&
+	    now >= d->retry_at)
 		rotate(d, rt_bb_next_seq(d->bb) - rt_bb_count(d->bb));
 
 	if (!d->bb_full) {
@@ -617,7 +436,7 @@ int rt_spoold_step(struct rt_spoold *d, int wait_ms)
 	now = mono_ns();
 	/* Seal when the block is full or old enough; and at once when the disk
 	 * is idle, so that light traffic is not held back. */
-	if (d->segfd >= 0 && d->qn < 2 && rt_bb_count(d->bb) &&
+	if (d->w.fd >= 0 && d->qn < 2 && rt_bb_count(d->bb) &&
 	    (d->bb_full || now - d->block_start >= d->cfg.commit_ns || d->qn == 0)) {
 		int err = seal(d);
 		if (err)
@@ -672,14 +491,15 @@ int rt_spoold_finish(struct rt_spoold *d)
 	while (mono_ns() < deadline) {
 		int got = 0;
 		reap(d);
-		if (d->segfd >= 0 && d->qn == 0 && rotate_due(d) && mono_ns() >= d->retry_at)
+		if (d->qn == 0 && rt_segw_due(&d->w, d->cfg.segment_bytes, d->cfg.segment_age_ns) &&
+		    mono_ns() >= d->retry_at)
 			rotate(d, rt_bb_next_seq(d->bb) - rt_bb_count(d->bb));
 		if (!drained && !d->bb_full) {
 			got = rt_consumer_poll(d->cons, add_record, d, POLL_BUDGET);
 			if (got == 0)
 				drained = 1;
 		}
-		if (d->segfd >= 0 && d->qn < 2 && rt_bb_count(d->bb) &&
+		if (d->w.fd >= 0 && d->qn < 2 && rt_bb_count(d->bb) &&
 		    (drained || d->bb_full)) {
 			int err = seal(d);
 			if (err)
@@ -748,7 +568,8 @@ int rt_spoold_start(const struct rt_spoold_config *c, struct rt_spoold **out)
 	if (!d)
 		return -ENOMEM;
 	d->cfg = *c;
-	d->segfd = -1;
+	d->w.fd = -1;
+	d->acked_seq = UINT64_MAX;
 	/* Blocks are also kept to a quarter of a segment (before compression),
 	 * so that segments come out near their configured size: rotation only
 	 * happens between blocks. */
@@ -770,6 +591,9 @@ int rt_spoold_start(const struct rt_spoold_config *c, struct rt_spoold **out)
 		goto fail;
 	}
 	d->uring_ok = 1;
+	d->w.sp = d->sp;
+	d->w.uring = &d->uring;
+	d->w.fsync = c->fsync;
 	d->dur = calloc(d->nslots + 1, sizeof(*d->dur));
 	d->dur_present = calloc(d->nslots + 1, 1);
 	if (!d->dur || !d->dur_present) {
@@ -790,24 +614,11 @@ int rt_spoold_start(const struct rt_spoold_config *c, struct rt_spoold **out)
 	dur_apply(d, rec.cur, rec.ncur);
 	d->durable_seq = rec.next_seq - 1;
 	if (rec.last_open) {
-		rt_seg_name(name, rec.last_seg);
-		d->segfd = openat(d->sp->dirfd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (d->segfd < 0) {
-			err = -errno;
+		err = rt_segw_resume(&d->w, &rec);
+		if (err) {
 			rt_recovered_free(&rec);
 			goto fail;
 		}
-		d->seg_first = rec.last_seg;
-		d->seg_end = d->seg_durable = rec.last_end;
-		d->seg_created = rec.last_created_ns;
-		d->seg_next_seq = rec.last_next_seq;
-		d->seg_tmin = rec.tmin;
-		d->seg_tmax = rec.tmax;
-		for (uint32_t b = 0; b < rec.nblocks; b++)
-			if ((err = index_push(d, rec.index_off[b])) != 0) {
-				rt_recovered_free(&rec);
-				goto fail;
-			}
 	} else {
 		err = segment_new(d, rec.next_seq);
 		if (err) {
@@ -824,7 +635,7 @@ int rt_spoold_start(const struct rt_spoold_config *c, struct rt_spoold **out)
 	}
 	rt_bb_reset(d->bb, rec.next_seq);
 	publish(d);
-	rt_seg_name(name, d->seg_first);
+	rt_seg_name(name, d->w.first);
 	say(d, RT_INFO,
 	    "ringtaild started: ring %s, spool %s (host %s), %" PRIu64 " segments, writing %s, "
 	    "next record #%" PRIu64,
@@ -841,8 +652,7 @@ void rt_spoold_free(struct rt_spoold *d)
 {
 	if (!d)
 		return;
-	if (d->segfd >= 0)
-		close(d->segfd);
+	rt_segw_free(&d->w);
 	if (d->uring_ok)
 		io_uring_queue_exit(&d->uring);
 	for (int i = 0; i < 2; i++) {
@@ -852,7 +662,6 @@ void rt_spoold_free(struct rt_spoold *d)
 	rt_bb_free(d->bb);
 	rt_consumer_close(d->cons);
 	rt_spool_close(d->sp);
-	free(d->index_off);
 	free(d->dur);
 	free(d->dur_present);
 	free(d);

@@ -235,6 +235,22 @@ int rt_seg_read_body(struct rt_seg *s, uint32_t i, struct rt_buf *body);
  */
 int rt_seg_probe(struct rt_seg *s, uint64_t from);
 
+/*
+ * rt_seg_parse_index - check a whole INDEX frame (@frame, @len bytes: its
+ * checksum, every field) as if it started at file offset @off, and fill @b
+ * (free with rt_seg_block_free()). @return 0, -EBADMSG, -ENOMEM.
+ */
+int rt_seg_parse_index(const uint8_t *frame, size_t len, uint64_t off, struct rt_seg_block *b);
+void rt_seg_block_free(struct rt_seg_block *b);
+
+/*
+ * rt_seg_index_frame - append an INDEX frame for @b with its DATA frame at
+ * @data_off and block number @block_no, carrying no ring cursor (a block
+ * stored again elsewhere: the central server). @return 0, -ENOMEM, -E2BIG.
+ */
+int rt_seg_index_frame(struct rt_buf *out, const struct rt_seg_block *b, uint32_t block_no,
+		       uint64_t data_off);
+
 /* rt_seg_name - "%020llu.lz4" for a segment whose first record is @seq. */
 void rt_seg_name(char out[32], uint64_t seq);
 /* rt_seg_parse_name - the first sequence number in a segment's name. */

@@ -148,6 +148,77 @@ int rt_spool_recover(struct rt_spool *sp, uint64_t ring_id, uint32_t nslots, rt_
 void rt_recovered_free(struct rt_recovered *r);
 
 /* ------------------------------------------------------------------------
+ * Writing segments (the engine and the central server)
+ * ------------------------------------------------------------------------ */
+
+struct io_uring;
+
+/* The segment being written in a spool. */
+struct rt_segw {
+	struct rt_spool *sp;
+	struct io_uring *uring;   /* the caller's, for the writes made here */
+	int fsync;                /* enum rt_fsync_policy */
+	int fd;                   /* -1 while no segment is open */
+	uint64_t first;           /* its name: the first sequence number */
+	uint64_t end;             /* where the next block goes */
+	uint64_t durable;         /* bytes of it that are durable */
+	uint64_t created_ns;      /* wall clock */
+	uint64_t next_seq;        /* after its durable blocks */
+	uint64_t tmin, tmax;
+	uint32_t nblocks;         /* blocks assigned to it */
+	uint64_t *index_off;      /* their INDEX frames */
+	uint32_t index_cap;
+};
+
+/*
+ * rt_write_sync - write @len bytes at @off through io_uring @u and, unless
+ * @sync is 0, fdatasync the file; with @dirfd >= 0 also fsync that
+ * directory. Waits for all of it. @return 0 or a negative errno.
+ */
+int rt_write_sync(struct io_uring *u, int fd, const void *buf, size_t len, uint64_t off, int sync,
+		  int dirfd);
+
+/* rt_segw_new - start a segment named @first_seq whose HEADER carries the
+ * ring positions @snap (for ring @ring_id; none for a central spool). */
+int rt_segw_new(struct rt_segw *w, uint64_t first_seq, uint64_t ring_id,
+		const struct rt_cursor *snap, size_t n);
+/* rt_segw_resume - go on appending to the open segment recovery found. */
+int rt_segw_resume(struct rt_segw *w, const struct rt_recovered *rec);
+/* rt_segw_close - write the FOOTER; on failure it is cut off again and the
+ * segment stays open. */
+int rt_segw_close(struct rt_segw *w);
+/* rt_segw_assign - a block's INDEX frame will be at @off. */
+int rt_segw_assign(struct rt_segw *w, uint64_t off);
+/* rt_segw_durable - the segment is durable up to @end, its records up to
+ * @next_seq - 1, times between @tmin and @tmax. */
+void rt_segw_durable(struct rt_segw *w, uint64_t end, uint64_t next_seq, uint64_t tmin,
+		     uint64_t tmax);
+/* rt_segw_due - has the segment reached @max_bytes or @max_age_ns? */
+int rt_segw_due(const struct rt_segw *w, uint64_t max_bytes, uint64_t max_age_ns);
+void rt_segw_free(struct rt_segw *w);
+
+/* ------------------------------------------------------------------------
+ * Retention
+ * ------------------------------------------------------------------------ */
+
+struct rt_retain {
+	uint64_t bytes;      /* remove the oldest segments past this total */
+	uint64_t age_ns;     /* ... and segments older than this (0: none) */
+	uint64_t hard_bytes; /* segments not yet forwarded go only past this */
+	uint64_t acked_seq;  /* records up to this are forwarded (UINT64_MAX: no forwarding) */
+};
+
+/*
+ * rt_spool_retain - remove the oldest segments (never @current, the one being
+ * written) while the spool is over its limits. Segments holding records not
+ * yet forwarded upstream stay unless the spool is past the hard limit; then
+ * they go too and @log says exactly which records were given up.
+ * @return segments removed, or a negative errno.
+ */
+int rt_spool_retain(struct rt_spool *sp, uint64_t current, const struct rt_retain *lim,
+		    rt_log_fn log, void *arg);
+
+/* ------------------------------------------------------------------------
  * The engine
  * ------------------------------------------------------------------------ */
 
@@ -166,6 +237,7 @@ struct rt_spoold_config {
 	uint64_t segment_age_ns;  /* ... or this age */
 	uint64_t retain_bytes;    /* remove the oldest segments past this total */
 	uint64_t retain_age_ns;   /* ... or past this age (0: no age limit) */
+	uint64_t retain_hard_bytes; /* segments not yet forwarded go only past this (0: never) */
 	uint64_t block_bytes;     /* largest block body */
 	uint64_t commit_ns;       /* longest a record waits before its block is written */
 	int fsync;                /* enum rt_fsync_policy */

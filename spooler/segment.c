@@ -251,7 +251,7 @@ static int parse_header(struct rt_seg *s, const uint8_t *f, size_t total)
 	return 0;
 }
 
-static void block_free(struct rt_seg_block *b)
+void rt_seg_block_free(struct rt_seg_block *b)
 {
 	free(b->svc);
 	free(b->bloom);
@@ -382,7 +382,7 @@ static int scan(struct rt_seg *s, uint64_t limit, unsigned flags)
 			struct rt_seg_block b;
 			r = parse_index(fixed, total, off, &b);
 			if (r) {
-				block_free(&b);
+				rt_seg_block_free(&b);
 				if (r == -ENOMEM) {
 					err = r;
 					break;
@@ -396,18 +396,18 @@ static int scan(struct rt_seg *s, uint64_t limit, unsigned flags)
 				set_damage(s, off, "block %u: out of place (number %u, sequence %" PRIu64
 					   ", expected %" PRIu64 ")",
 					   s->nblocks, b.block_no, b.first_seq, s->next_seq);
-				block_free(&b);
+				rt_seg_block_free(&b);
 				break;
 			}
 			if (b.data_off + b.data_len > limit) {
 				set_damage(s, off, "block %u: data frame cut short", s->nblocks);
-				block_free(&b);
+				rt_seg_block_free(&b);
 				break;
 			}
 			if (flags & RT_SEG_VERIFY) {
 				r = check_data(s, &b, &tmp);
 				if (r) {
-					block_free(&b);
+					rt_seg_block_free(&b);
 					if (r == -ENOMEM || r == -EIO) {
 						err = r;
 						break;
@@ -419,7 +419,7 @@ static int scan(struct rt_seg *s, uint64_t limit, unsigned flags)
 			}
 			r = push_block(s, &b);
 			if (r) {
-				block_free(&b);
+				rt_seg_block_free(&b);
 				err = r;
 				break;
 			}
@@ -497,7 +497,7 @@ static int from_footer(struct rt_seg *s)
 			goto undo;
 		if (parse_index(ifixed, itotal, io, &b) || b.block_no != i || b.first_seq != next ||
 		    b.data_off + b.data_len > foff || push_block(s, &b)) {
-			block_free(&b);
+			rt_seg_block_free(&b);
 			goto undo;
 		}
 		next = b.first_seq + b.nrec;
@@ -516,7 +516,7 @@ static int from_footer(struct rt_seg *s)
 	goto out;
 undo:
 	for (i = 0; i < s->nblocks; i++)
-		block_free(&s->blocks[i]);
+		rt_seg_block_free(&s->blocks[i]);
 	s->nblocks = 0;
 	s->next_seq = s->seq_ceiling = s->hdr.first_seq;
 out:
@@ -592,7 +592,7 @@ void rt_seg_close(struct rt_seg *s)
 	if (!s)
 		return;
 	for (uint32_t i = 0; i < s->nblocks; i++)
-		block_free(&s->blocks[i]);
+		rt_seg_block_free(&s->blocks[i]);
 	free(s->blocks);
 	free(s->hdr_cursor);
 	if (s->own_fd)
@@ -616,6 +616,79 @@ int rt_seg_refresh(struct rt_seg *s, uint64_t limit, unsigned flags)
 	s->damaged = 0;
 	s->damage[0] = '\0';
 	return scan(s, s->size, flags);
+}
+
+int rt_seg_parse_index(const uint8_t *frame, size_t len, uint64_t off, struct rt_seg_block *b)
+{
+	uint32_t magic, size, rtsg;
+	uint16_t fixlen;
+	uint64_t sum;
+	int err;
+
+	memset(b, 0, sizeof(*b));
+	if (len < RT_SEG_FRAME_HDR + SEG_INDEX_FIXED || len > RT_SEG_MAX_FRAME)
+		return -EBADMSG;
+	memcpy(&magic, frame, 4);
+	memcpy(&size, frame + 4, 4);
+	memcpy(&rtsg, frame + 8, 4);
+	memcpy(&fixlen, frame + 14, 2);
+	memcpy(&sum, frame + 16, 8);
+	if (magic != RT_SEG_SKIP_MAGIC || (size_t)size + 8 != len || rtsg != RT_SEG_MAGIC ||
+	    frame[12] != RT_SEG_INDEX || frame[13] != RT_SEG_VERSION || fixlen != SEG_INDEX_FIXED ||
+	    seg_frame_sum(frame, len) != sum)
+		return -EBADMSG;
+	err = parse_index(frame + RT_SEG_FRAME_HDR, len, off, b);
+	if (err)
+		rt_seg_block_free(b);
+	return err;
+}
+
+int rt_seg_index_frame(struct rt_buf *out, const struct rt_seg_block *b, uint32_t block_no,
+		       uint64_t data_off)
+{
+	size_t total = RT_SEG_FRAME_HDR + SEG_INDEX_FIXED + (size_t)b->bloom_bits / 8;
+	uint8_t *w, *f;
+	uint64_t u64 = 0;
+	uint32_t u32 = 0;
+
+	for (uint32_t i = 0; i < b->nsvc; i++)
+		total += 1 + b->svc[i].name_len + 12 * RT_SEV_CLASSES;
+	if (total > RT_SEG_MAX_FRAME)
+		return -E2BIG;
+	if (rt_buf_reserve(out, total))
+		return -ENOMEM;
+	w = out->p + out->len;
+	f = seg_frame_begin(w, total, RT_SEG_INDEX, SEG_INDEX_FIXED);
+	memset(f, 0, SEG_INDEX_FIXED);
+	memcpy(f + 0, &block_no, 4);
+	memcpy(f + 4, &b->nrec, 4);
+	memcpy(f + 8, &b->first_seq, 8);
+	memcpy(f + 16, &b->tmin, 8);
+	memcpy(f + 24, &b->tmax, 8);
+	memcpy(f + 32, &data_off, 8);
+	memcpy(f + 40, &b->data_len, 4);
+	memcpy(f + 44, &b->body_len, 4);
+	memcpy(f + 48, &b->data_sum, 8);
+	memcpy(f + 56, &u64, 8); /* ring id: none */
+	memcpy(f + 64, &b->render_version, 4);
+	memcpy(f + 68, &b->nsvc, 4);
+	memcpy(f + 72, &b->bloom_bits, 4);
+	memcpy(f + 76, &u32, 4); /* no cursor entries */
+	f += SEG_INDEX_FIXED;
+	for (uint32_t i = 0; i < b->nsvc; i++) {
+		*f++ = b->svc[i].name_len;
+		memcpy(f, b->svc[i].name, b->svc[i].name_len);
+		f += b->svc[i].name_len;
+		memcpy(f, b->svc[i].count, 4 * RT_SEV_CLASSES);
+		f += 4 * RT_SEV_CLASSES;
+		memcpy(f, b->svc[i].bytes, 8 * RT_SEV_CLASSES);
+		f += 8 * RT_SEV_CLASSES;
+	}
+	if (b->bloom_bits)
+		memcpy(f, b->bloom, b->bloom_bits / 8);
+	seg_frame_end(w, total);
+	out->len += total;
+	return 0;
 }
 
 int rt_seg_probe(struct rt_seg *s, uint64_t from)

@@ -355,3 +355,74 @@ int rt_spool_quarantine(struct rt_spool *sp, const char *name, uint64_t tail_off
 	close(qfd);
 	return err;
 }
+
+int rt_spool_retain(struct rt_spool *sp, uint64_t current, const struct rt_retain *lim,
+		    rt_log_fn log, void *arg)
+{
+	uint64_t *seqs = NULL, total = 0, now = now_ns(), *sizes = NULL, *mtimes = NULL;
+	char name[32], msg[512];
+	int n, i, removed = 0;
+
+	n = rt_spool_list(sp, &seqs);
+	if (n <= 1) {
+		free(seqs);
+		return n < 0 ? n : 0;
+	}
+	sizes = calloc((size_t)n, sizeof(*sizes));
+	mtimes = calloc((size_t)n, sizeof(*mtimes));
+	if (!sizes || !mtimes) {
+		removed = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		struct stat st;
+		rt_seg_name(name, seqs[i]);
+		if (fstatat(sp->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			sizes[i] = (uint64_t)st.st_size;
+			mtimes[i] = (uint64_t)st.st_mtim.tv_sec * 1000000000ull +
+				    (uint64_t)st.st_mtim.tv_nsec;
+		}
+		total += sizes[i];
+	}
+	/* Oldest first; never the segment being written (nor anything after
+	 * it), whose last record is known from the next one's name. */
+	for (i = 0; i < n - 1 && seqs[i] < current; i++) {
+		uint64_t last = seqs[i + 1] - 1;
+		int over_size = total > lim->bytes;
+		int over_age = lim->age_ns && now - mtimes[i] > lim->age_ns;
+		int forwarded = lim->acked_seq == UINT64_MAX || last <= lim->acked_seq;
+		int hard = total > lim->hard_bytes;
+
+		if (!over_size && !over_age)
+			break;
+		if (!forwarded && !hard)
+			break; /* kept for the upstream, until the hard limit */
+		rt_seg_name(name, seqs[i]);
+		if (unlinkat(sp->dirfd, name, 0) < 0)
+			continue;
+		total -= sizes[i];
+		removed++;
+		if (log) {
+			if (forwarded)
+				snprintf(msg, sizeof(msg),
+					 "removed segment %s (records #%llu to #%llu) to keep the spool "
+					 "within its %s limit",
+					 name, (unsigned long long)seqs[i], (unsigned long long)last,
+					 over_size ? "size" : "age");
+			else
+				snprintf(msg, sizeof(msg),
+					 "gave up records #%llu to #%llu (segment %s) before they were "
+					 "forwarded upstream: the spool passed its hard limit of %llu bytes",
+					 (unsigned long long)(lim->acked_seq + 1 > seqs[i]
+								      ? lim->acked_seq + 1
+								      : seqs[i]),
+					 (unsigned long long)last, name, (unsigned long long)lim->hard_bytes);
+			log(arg, forwarded ? RT_INFO : RT_ERROR, msg);
+		}
+	}
+out:
+	free(seqs);
+	free(sizes);
+	free(mtimes);
+	return removed;
+}
