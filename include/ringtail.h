@@ -371,7 +371,10 @@ struct rt__ring_hdr {
 	uint8_t spool_epoch[16];
 	uint8_t reserved6[RT__CACHELINE - 32];
 
-	uint8_t tail[RT__HDR_SIZE - RT__CACHELINE * 10];
+	/* The spooler's spool directory (NUL-terminated), so that tools can
+	 * find what it publishes there. Written once by the spooler. */
+	char spool_dir[512];
+	uint8_t tail[RT__HDR_SIZE - RT__CACHELINE * 10 - 512];
 };
 RT__STATIC_ASSERT(sizeof(struct rt__ring_hdr) == RT__HDR_SIZE, "ring header size");
 RT__STATIC_ASSERT(offsetof(struct rt__ring_hdr, state) == 3 * RT__CACHELINE, "hdr state");

@@ -634,6 +634,12 @@ int rt_spoold_start(const struct rt_spoold_config *c, struct rt_spoold **out)
 		goto fail;
 	}
 	rt_bb_reset(d->bb, rec.next_seq);
+	/* Where tools find what this spooler publishes (SPOOL/forward...). */
+	{
+		char *abs = realpath(c->spool_dir, NULL);
+		snprintf(d->rh->spool_dir, sizeof(d->rh->spool_dir), "%s", abs ? abs : c->spool_dir);
+		free(abs);
+	}
 	publish(d);
 	rt_seg_name(name, d->w.first);
 	say(d, RT_INFO,
@@ -675,6 +681,11 @@ void rt_spoold_get_stats(const struct rt_spoold *d, struct rt_spoold_stats *st)
 struct rt_spool *rt_spoold_spool(struct rt_spoold *d)
 {
 	return d->sp;
+}
+
+uint64_t *rt_spoold_acked(struct rt_spoold *d)
+{
+	return &d->acked_seq;
 }
 
 struct rt_consumer *rt_spoold_consumer(struct rt_spoold *d)

@@ -19,7 +19,9 @@
 #include <unistd.h>
 
 #include "ringtail.h"
+#include "rtcentral.h"
 #include "rtspool.h"
+#include "rtwire.h"
 
 static volatile sig_atomic_t stop;
 static int quiet;
@@ -30,9 +32,11 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
-/* The engine's messages: into the ring as "ringtaild", and to stderr. */
+/* Our messages: into the ring as "ringtaild", and to stderr. When the ring
+ * cannot take them, stderr says so once, not at every message. */
 static void log_cb(void *arg, int sev, const char *msg)
 {
+	static int last_err;
 	struct rt_opts o;
 	int err;
 
@@ -40,9 +44,11 @@ static void log_cb(void *arg, int sev, const char *msg)
 	memset(&o, 0, sizeof(o));
 	o.service = "ringtaild";
 	err = rt_writex(sev, &o, msg, strlen(msg));
-	if (err)
-		fprintf(stderr, "ringtaild: %s (not in the log: %s)\n", msg, rt_strerror(err));
-	else if (sev >= RT_WARN || !quiet)
+	if (err && err != last_err)
+		fprintf(stderr, "ringtaild: (its messages are not going into the log: %s)\n",
+			rt_strerror(err));
+	last_err = err;
+	if (err || sev >= RT_WARN || !quiet)
 		fprintf(stderr, "ringtaild: %s\n", msg);
 }
 
@@ -153,6 +159,16 @@ static const char usage[] =
 	"                         (default 2ms); writes are group commits\n"
 	"  --fsync block|none     fdatasync after each write (default), or never\n"
 	"  -q, --quiet            only warnings and errors on stderr\n"
+	"\n"
+	"Forwarding (docs/protocol.md):\n"
+	"  --upstream HOST:PORT   also forward the spool, as it grows, to a central ringtaild\n"
+	"  --retain-hard-bytes BYTES  segments not yet forwarded are removed only past\n"
+	"                         this (default: twice --retain-bytes), then with a record\n"
+	"                         of exactly which records were given up\n"
+	"  --listen ADDR:PORT     be the central server instead: receive forwarding hosts\n"
+	"                         into --spool DIR (one spool per host and epoch); no ring\n"
+	"  --auth-key FILE        a shared secret (16+ bytes, mode 0600) both ends prove they\n"
+	"                         hold; without it the server takes loopback connections only\n"
 	"DURATION: a number with ns, us, ms, s, m, h or d. BYTES: with K, M, G or T.\n";
 
 int main(int argc, char **argv)
@@ -170,12 +186,18 @@ int main(int argc, char **argv)
 		{"block-size", required_argument, NULL, 'k'},
 		{"commit-window", required_argument, NULL, 'w'},
 		{"fsync", required_argument, NULL, 'f'},
+		{"upstream", required_argument, NULL, 'u'},
+		{"listen", required_argument, NULL, 'l'},
+		{"auth-key", required_argument, NULL, 'K'},
+		{"retain-hard-bytes", required_argument, NULL, 'B'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	struct rt_spoold_config cfg;
+	struct rt_forwarder *fw = NULL;
+	const char *upstream = NULL, *listen_addr = NULL, *key_file = NULL;
 	struct rt_spoold *d;
 	struct rt_spoold_stats st;
 	struct sigaction sa;
@@ -237,6 +259,18 @@ int main(int argc, char **argv)
 			else
 				err = -EINVAL;
 			break;
+		case 'u':
+			upstream = optarg;
+			break;
+		case 'l':
+			listen_addr = optarg;
+			break;
+		case 'K':
+			key_file = optarg;
+			break;
+		case 'B':
+			err = parse_size(optarg, &cfg.retain_hard_bytes);
+			break;
 		case 'q':
 			quiet = 1;
 			break;
@@ -260,7 +294,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ringtaild: unexpected argument '%s'\n", argv[optind]);
 		return 2;
 	}
-	/* Our own records go into the ring we drain. */
+	if (listen_addr && upstream) {
+		fprintf(stderr, "ringtaild: --listen and --upstream cannot be used together\n");
+		return 2;
+	}
+	/* Our own records go into the ring we drain (the central server has
+	 * no ring of its own: its records go into this host's ring if there
+	 * is one, and to stderr). */
 	setenv(RT_RING_ENV, cfg.ring_path, 1);
 	rt_set_service("ringtaild");
 	cfg.log = log_cb;
@@ -271,9 +311,56 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (listen_addr) {
+		struct rt_central_config cc;
+		struct rt_central *central;
+		rt_central_defaults(&cc);
+		cc.listen = listen_addr;
+		cc.dir = cfg.spool_dir;
+		cc.key_file = key_file;
+		cc.segment_bytes = cfg.segment_bytes;
+		cc.segment_age_ns = cfg.segment_age_ns;
+		cc.retain_bytes = cfg.retain_bytes;
+		cc.retain_age_ns = cfg.retain_age_ns;
+		cc.fsync = cfg.fsync;
+		cc.log = log_cb;
+		if (rt_central_start(&cc, &central))
+			return 1;
+		rt_central_run(central, &stop);
+		rt_central_free(central);
+		if (!quiet)
+			fprintf(stderr, "ringtaild: stopped listening\n");
+		return 0;
+	}
+	if (upstream && !cfg.retain_hard_bytes)
+		cfg.retain_hard_bytes = cfg.retain_bytes > UINT64_MAX / 2 ? UINT64_MAX
+									 : cfg.retain_bytes * 2;
+
 	err = rt_spoold_start(&cfg, &d);
 	if (err)
 		return 1;
+	if (upstream) {
+		struct rt_forward_config fc;
+		memset(&fc, 0, sizeof(fc));
+		fc.upstream = upstream;
+		fc.key_file = key_file;
+		fc.log = log_cb;
+		err = rt_forward_start(&fc, rt_spoold_spool(d), rt_spoold_acked(d), &fw);
+		if (err) {
+			char msg[600];
+			snprintf(msg, sizeof(msg), "cannot forward to %s: %s", upstream,
+				 err == -EPERM    ? "the key file may be read by others (chmod 600)"
+				 : err == -EINVAL ? "the key file must hold 16 to 1023 bytes"
+						  : strerror(-err));
+			log_cb(NULL, RT_ERROR, msg);
+			rt_spoold_free(d);
+			return 1;
+		}
+	} else if (key_file) {
+		fprintf(stderr, "ringtaild: --auth-key is for --upstream or --listen\n");
+		rt_spoold_free(d);
+		return 2;
+	}
 	while (!stop) {
 		err = rt_spoold_step(d, 5);
 		if (err < 0) {
@@ -282,6 +369,7 @@ int main(int argc, char **argv)
 		}
 	}
 	err = rt_spoold_finish(d);
+	rt_forward_stop(fw);
 	rt_spoold_get_stats(d, &st);
 	if (err) {
 		fprintf(stderr, "ringtaild: stopping with records still in the ring: %s\n",

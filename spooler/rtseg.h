@@ -236,11 +236,12 @@ int rt_seg_read_body(struct rt_seg *s, uint32_t i, struct rt_buf *body);
 int rt_seg_probe(struct rt_seg *s, uint64_t from);
 
 /*
- * rt_seg_parse_index - check a whole INDEX frame (@frame, @len bytes: its
- * checksum, every field) as if it started at file offset @off, and fill @b
- * (free with rt_seg_block_free()). @return 0, -EBADMSG, -ENOMEM.
+ * rt_seg_parse_index - check a whole INDEX frame that is not read from a
+ * file (@frame, @len bytes: its checksum, every field but the offsets, which
+ * are the other file's) and fill @b (free with rt_seg_block_free()).
+ * @return 0, -EBADMSG, -ENOMEM.
  */
-int rt_seg_parse_index(const uint8_t *frame, size_t len, uint64_t off, struct rt_seg_block *b);
+int rt_seg_parse_index(const uint8_t *frame, size_t len, struct rt_seg_block *b);
 void rt_seg_block_free(struct rt_seg_block *b);
 
 /*
@@ -250,6 +251,17 @@ void rt_seg_block_free(struct rt_seg_block *b);
  */
 int rt_seg_index_frame(struct rt_buf *out, const struct rt_seg_block *b, uint32_t block_no,
 		       uint64_t data_off);
+
+/* rt_seg_index_len - bytes rt_seg_index_frame() appends for @b. */
+size_t rt_seg_index_len(const struct rt_seg_block *b);
+
+/*
+ * rt_block_inflate - decompress a DATA frame (@data, @data_len bytes) that
+ * must hold exactly @body_len bytes, into @body. The caller has checked its
+ * XXH3-64. @return 0, -EBADMSG, -ENOMEM.
+ */
+int rt_block_inflate(const uint8_t *data, uint32_t data_len, uint32_t body_len,
+		     struct rt_buf *body);
 
 /* rt_seg_name - "%020llu.lz4" for a segment whose first record is @seq. */
 void rt_seg_name(char out[32], uint64_t seq);

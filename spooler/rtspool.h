@@ -93,6 +93,14 @@ struct rt_spool {
  * unreadable; the errno of a failed system call.
  */
 int rt_spool_open(const char *path, const char *host, unsigned flags, struct rt_spool **out);
+
+/*
+ * rt_spool_open_as - rt_spool_open() for a spool that must carry the given
+ * @host and @epoch (the central server's copy of a sender's spool): made with
+ * them if missing, refused with -EBADMSG if it carries others.
+ */
+int rt_spool_open_as(const char *path, const char *host, const uint8_t epoch[16], unsigned flags,
+		     struct rt_spool **out);
 void rt_spool_close(struct rt_spool *sp);
 
 /* rt_spool_list - the segments' first sequence numbers, ascending.
@@ -288,6 +296,9 @@ int rt_spoold_finish(struct rt_spoold *d);
 void rt_spoold_free(struct rt_spoold *d);
 void rt_spoold_get_stats(const struct rt_spoold *d, struct rt_spoold_stats *st);
 struct rt_spool *rt_spoold_spool(struct rt_spoold *d);
+/* rt_spoold_acked - where a forwarder keeps the last record the upstream
+ * acknowledged, for retention (UINT64_MAX while not forwarding). */
+uint64_t *rt_spoold_acked(struct rt_spoold *d);
 struct rt_consumer *rt_spoold_consumer(struct rt_spoold *d);
 
 #endif /* RTSPOOL_H */

@@ -259,6 +259,8 @@ void rt_seg_block_free(struct rt_seg_block *b)
 	memset(b, 0, sizeof(*b));
 }
 
+/* Parse an INDEX frame's fixed and variable parts. @off is where the frame
+ * is in its file; UINT64_MAX for a frame that is not in one (received). */
 static int parse_index(const uint8_t *f, size_t total, uint64_t off, struct rt_seg_block *b)
 {
 	const uint8_t *p = f + SEG_INDEX_FIXED, *end = f + total - RT_SEG_FRAME_HDR;
@@ -281,7 +283,8 @@ static int parse_index(const uint8_t *f, size_t total, uint64_t off, struct rt_s
 	memcpy(&b->ncursor, f + 76, 4);
 	b->index_off = off;
 	b->index_len = (uint32_t)total;
-	if (b->nrec == 0 || b->tmin > b->tmax || b->data_off != off + total || b->data_len == 0 ||
+	if (b->nrec == 0 || b->tmin > b->tmax ||
+	    (off != UINT64_MAX && b->data_off != off + total) || b->data_len == 0 ||
 	    b->nsvc == 0 || b->nsvc > 65535 || (b->bloom_bits & 63) || b->bloom_bits > (1u << 19) ||
 	    b->first_seq + b->nrec < b->first_seq)
 		return -EBADMSG;
@@ -618,7 +621,7 @@ int rt_seg_refresh(struct rt_seg *s, uint64_t limit, unsigned flags)
 	return scan(s, s->size, flags);
 }
 
-int rt_seg_parse_index(const uint8_t *frame, size_t len, uint64_t off, struct rt_seg_block *b)
+int rt_seg_parse_index(const uint8_t *frame, size_t len, struct rt_seg_block *b)
 {
 	uint32_t magic, size, rtsg;
 	uint16_t fixlen;
@@ -637,22 +640,29 @@ int rt_seg_parse_index(const uint8_t *frame, size_t len, uint64_t off, struct rt
 	    frame[12] != RT_SEG_INDEX || frame[13] != RT_SEG_VERSION || fixlen != SEG_INDEX_FIXED ||
 	    seg_frame_sum(frame, len) != sum)
 		return -EBADMSG;
-	err = parse_index(frame + RT_SEG_FRAME_HDR, len, off, b);
+	err = parse_index(frame + RT_SEG_FRAME_HDR, len, UINT64_MAX, b);
 	if (err)
 		rt_seg_block_free(b);
 	return err;
 }
 
+size_t rt_seg_index_len(const struct rt_seg_block *b)
+{
+	size_t total = RT_SEG_FRAME_HDR + SEG_INDEX_FIXED + (size_t)b->bloom_bits / 8;
+
+	for (uint32_t i = 0; i < b->nsvc; i++)
+		total += 1 + b->svc[i].name_len + 12 * RT_SEV_CLASSES;
+	return total;
+}
+
 int rt_seg_index_frame(struct rt_buf *out, const struct rt_seg_block *b, uint32_t block_no,
 		       uint64_t data_off)
 {
-	size_t total = RT_SEG_FRAME_HDR + SEG_INDEX_FIXED + (size_t)b->bloom_bits / 8;
+	size_t total = rt_seg_index_len(b);
 	uint8_t *w, *f;
 	uint64_t u64 = 0;
 	uint32_t u32 = 0;
 
-	for (uint32_t i = 0; i < b->nsvc; i++)
-		total += 1 + b->svc[i].name_len + 12 * RT_SEV_CLASSES;
 	if (total > RT_SEG_MAX_FRAME)
 		return -E2BIG;
 	if (rt_buf_reserve(out, total))
@@ -726,38 +736,43 @@ int rt_seg_probe(struct rt_seg *s, uint64_t from)
 	return found;
 }
 
-int rt_seg_read_body(struct rt_seg *s, uint32_t i, struct rt_buf *body)
+int rt_block_inflate(const uint8_t *data, uint32_t data_len, uint32_t body_len,
+		     struct rt_buf *body)
 {
 	static __thread LZ4F_dctx *dctx;
+	LZ4F_decompressOptions_t opt;
+	size_t dst = body_len, src = data_len, r;
+
+	if (!dctx && LZ4F_isError(LZ4F_createDecompressionContext(&dctx, LZ4F_VERSION)))
+		return -ENOMEM;
+	body->len = 0;
+	if (rt_buf_reserve(body, body_len))
+		return -ENOMEM;
+	LZ4F_resetDecompressionContext(dctx);
+	/* The caller compared the XXH3-64 of every compressed byte with the
+	 * INDEX frame: LZ4's own XXH32 checks would only repeat it. The output
+	 * buffer is stable and whole, so LZ4 can write straight to it. */
+	memset(&opt, 0, sizeof(opt));
+	opt.stableDst = 1;
+	opt.skipChecksums = 1;
+	r = LZ4F_decompress(dctx, body->p, &dst, data, &src, &opt);
+	if (LZ4F_isError(r) || r != 0 || dst != body_len || src != data_len)
+		return -EBADMSG;
+	body->len = dst;
+	return 0;
+}
+
+int rt_seg_read_body(struct rt_seg *s, uint32_t i, struct rt_buf *body)
+{
 	static __thread struct rt_buf tmp;
 	const struct rt_seg_block *b;
-	LZ4F_decompressOptions_t opt;
-	size_t dst, src, r;
 	int err;
 
 	if (i >= s->nblocks)
 		return -EINVAL;
 	b = &s->blocks[i];
-	if (!dctx && LZ4F_isError(LZ4F_createDecompressionContext(&dctx, LZ4F_VERSION)))
-		return -ENOMEM;
 	err = check_data(s, b, &tmp);
 	if (err)
 		return err;
-	body->len = 0;
-	if (rt_buf_reserve(body, b->body_len))
-		return -ENOMEM;
-	dst = b->body_len;
-	src = b->data_len;
-	LZ4F_resetDecompressionContext(dctx);
-	/* check_data() has compared the XXH3-64 of every compressed byte with
-	 * the INDEX frame: LZ4's own XXH32 checks would only repeat it. The
-	 * output buffer is stable and whole, so LZ4 can write straight to it. */
-	memset(&opt, 0, sizeof(opt));
-	opt.stableDst = 1;
-	opt.skipChecksums = 1;
-	r = LZ4F_decompress(dctx, body->p, &dst, tmp.p, &src, &opt);
-	if (LZ4F_isError(r) || r != 0 || dst != b->body_len || src != b->data_len)
-		return -EBADMSG;
-	body->len = dst;
-	return 0;
+	return rt_block_inflate(tmp.p, b->data_len, b->body_len, body);
 }

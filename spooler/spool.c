@@ -112,13 +112,16 @@ static int read_meta(struct rt_spool *sp)
 	return seen == 7 ? 0 : -EBADMSG;
 }
 
-/* Make spool.meta, atomically (a temporary file renamed into place). */
-static int write_meta(struct rt_spool *sp, const char *host)
+/* Make spool.meta, atomically (a temporary file renamed into place), with
+ * @epoch or a new random one. */
+static int write_meta(struct rt_spool *sp, const char *host, const uint8_t *epoch)
 {
 	char buf[512], hex[33];
 	int fd, n, err = 0;
 
-	if (getrandom(sp->epoch, 16, 0) != 16)
+	if (epoch)
+		memcpy(sp->epoch, epoch, 16);
+	else if (getrandom(sp->epoch, 16, 0) != 16)
 		return -EIO;
 	if (host) {
 		if (!*host || strlen(host) >= sizeof(sp->host) || strchr(host, '/') ||
@@ -187,7 +190,8 @@ static int map_state(struct rt_spool *sp, int writable)
 	return 0;
 }
 
-int rt_spool_open(const char *path, const char *host, unsigned flags, struct rt_spool **out)
+static int spool_open(const char *path, const char *host, const uint8_t *epoch, unsigned flags,
+		      struct rt_spool **out)
 {
 	struct rt_spool *sp;
 	int err;
@@ -220,7 +224,9 @@ int rt_spool_open(const char *path, const char *host, unsigned flags, struct rt_
 	}
 	err = read_meta(sp);
 	if (err == -ENOENT && (flags & RT_SPOOL_CREATE))
-		err = write_meta(sp, host);
+		err = write_meta(sp, host, epoch);
+	else if (!err && epoch && (memcmp(sp->epoch, epoch, 16) || strcmp(sp->host, host)))
+		err = -EBADMSG; /* another sender's spool at this path */
 	if (err)
 		goto fail;
 	if ((flags & RT_SPOOL_CREATE) && mkdirat(sp->dirfd, "quarantine", 0750) < 0 &&
@@ -236,6 +242,17 @@ int rt_spool_open(const char *path, const char *host, unsigned flags, struct rt_
 fail:
 	rt_spool_close(sp);
 	return err;
+}
+
+int rt_spool_open(const char *path, const char *host, unsigned flags, struct rt_spool **out)
+{
+	return spool_open(path, host, NULL, flags, out);
+}
+
+int rt_spool_open_as(const char *path, const char *host, const uint8_t epoch[16], unsigned flags,
+		     struct rt_spool **out)
+{
+	return spool_open(path, host, epoch, flags, out);
 }
 
 void rt_spool_close(struct rt_spool *sp)

@@ -8,7 +8,12 @@
 #include <string.h>
 #include <time.h>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "cli.h"
+#include "rtcentral.h"
 #include "rtshm.h"
 
 static void fmt_bytes(char *buf, size_t n, uint64_t v)
@@ -74,6 +79,33 @@ static int print_writer(const struct rt_writer_stat *w, void *arg)
 	return 0;
 }
 
+/* What SPOOL/forward says, if the spooler of @r forwards. 0 when it does. */
+static int forward_state(struct rt_ring *r, struct rt_forward_state *out)
+{
+	const char *dir = rt_ring_header(r)->spool_dir;
+	char path[600];
+	void *m;
+	int fd, err;
+
+	if (!dir[0] || memchr(dir, '\0', sizeof(rt_ring_header(r)->spool_dir)) == NULL)
+		return -ENOENT;
+	snprintf(path, sizeof(path), "%s/forward", dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	m = mmap(NULL, sizeof(*out), PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED)
+		return -errno;
+	err = rt_forward_state_read(m, out);
+	munmap(m, sizeof(*out));
+	if (!err && memcmp(out->magic, RT_FWD_MAGIC, 8))
+		err = -EBADMSG;
+	out->upstream[sizeof(out->upstream) - 1] = '\0';
+	out->last_error[sizeof(out->last_error) - 1] = '\0';
+	return err;
+}
+
 static const char stat_usage[] = "usage: ringtail stat [--ring PATH] [--json]\n";
 
 int cmd_stat(int argc, char **argv)
@@ -132,7 +164,22 @@ int cmd_stat(int argc, char **argv)
 		       (unsigned long long)st.corrupt, (unsigned long long)st.consumer_pid,
 		       st.consumer_alive ? "true" : "false", (unsigned long long)st.durable_seq);
 		rt_ring_writers(r, print_writer, &x);
-		printf("]}\n");
+		printf("]");
+		{
+			struct rt_forward_state fw;
+			if (forward_state(r, &fw) == 0)
+				printf(",\"forward\":{\"upstream\":\"%s\",\"connected\":%s,"
+				       "\"acked_seq\":%llu,\"lag_records\":%llu,\"lag_bytes\":%llu,"
+				       "\"last_contact_ns\":%llu,\"last_error\":\"%s\"}",
+				       fw.upstream, fw.connected ? "true" : "false",
+				       (unsigned long long)fw.acked_seq,
+				       (unsigned long long)(st.durable_seq > fw.acked_seq
+								    ? st.durable_seq - fw.acked_seq
+								    : 0),
+				       (unsigned long long)fw.lag_bytes,
+				       (unsigned long long)fw.last_contact_ns, fw.last_error);
+		}
+		printf("}\n");
 	} else {
 		fmt_bytes(b1, sizeof(b1), st.size);
 		fmt_bytes(b2, sizeof(b2), (uint64_t)(st.nchunks - st.free_chunks) * st.chunk_size);
@@ -156,6 +203,20 @@ int cmd_stat(int argc, char **argv)
 			       (unsigned long long)st.consumer_pid, (unsigned long long)st.durable_seq);
 		else
 			printf("consumer   none (records wait in the ring; is ringtaild running?)\n");
+		{
+			struct rt_forward_state fw;
+			if (forward_state(r, &fw) == 0) {
+				uint64_t lag = st.durable_seq > fw.acked_seq ? st.durable_seq - fw.acked_seq
+									     : 0;
+				fmt_bytes(b1, sizeof(b1), fw.lag_bytes);
+				printf("forwarding to %s: %s, acknowledged up to #%llu, behind by %llu "
+				       "records (about %s)\n",
+				       fw.upstream, fw.connected ? "connected" : "NOT connected",
+				       (unsigned long long)fw.acked_seq, (unsigned long long)lag, b1);
+				if (fw.last_error[0])
+					printf("           last error: %s\n", fw.last_error);
+			}
+		}
 		rt_ring_writers(r, print_writer, &x);
 	}
 	rt_ring_close(r);

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rtwire.h - the forwarding protocol between ringtaild --upstream (the
+ * sender) and ringtaild --listen (the central server): docs/protocol.md.
+ *
+ * Every message is a 16-byte header and a payload:
+ *
+ *   0        4      5      6       8        12       16
+ *   +--------+------+------+-------+--------+--------+---------+
+ *   | RTFW   | type | ver  | flags | length | sum    | payload |
+ *   +--------+------+------+-------+--------+--------+---------+
+ *   sum: the low 32 bits of the XXH3-64 of the payload (it catches
+ *   corruption, it is not security: the handshake's HMAC is).
+ *
+ * Functions here only encode and check bytes; they do no I/O and trust
+ * nothing they decode.
+ */
+#ifndef RTWIRE_H
+#define RTWIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rtseg.h"
+
+#define RT_WIRE_MAGIC 0x57465452u /* "RTFW" */
+#define RT_WIRE_VERSION 1
+#define RT_WIRE_HDR 16u
+#define RT_WIRE_MAX_PAYLOAD (64u << 20)   /* any message */
+#define RT_WIRE_MAX_HANDSHAKE 4096u       /* any message before authentication */
+#define RT_WIRE_NONCE 32u
+#define RT_WIRE_MAC 32u                   /* HMAC-SHA256 */
+#define RT_WIRE_DEFAULT_PORT 7347
+
+enum rt_wire_type {
+	RT_W_HELLO = 1,     /* sender: who it is */
+	RT_W_CHALLENGE = 2, /* server: a nonce, and whether it wants a proof */
+	RT_W_AUTH = 3,      /* sender: its proof */
+	RT_W_WELCOME = 4,   /* server: its proof, and what it holds already */
+	RT_W_BATCH = 5,     /* sender: blocks, taken whole or not at all */
+	RT_W_ACK = 6,       /* server: durable up to here */
+	RT_W_GAP = 7,       /* sender: these records are not there to send */
+	RT_W_ERROR = 8,     /* either: why the connection is closing */
+	RT_W_PING = 9,
+	RT_W_PONG = 10,
+};
+
+/* Error codes of RT_W_ERROR. */
+enum rt_wire_err {
+	RT_WE_PROTOCOL = 1,  /* malformed or unexpected message */
+	RT_WE_VERSION = 2,   /* version not supported */
+	RT_WE_AUTH = 3,      /* proof missing or wrong */
+	RT_WE_BUSY = 4,      /* that host and epoch are connected already, or too many */
+	RT_WE_SEQUENCE = 5,  /* a batch that does not follow on */
+	RT_WE_DATA = 6,      /* a block that fails its checks */
+	RT_WE_STORAGE = 7,   /* the server cannot store it now (disk full...) */
+	RT_WE_FORBIDDEN = 8, /* not from loopback and no key configured */
+};
+
+struct rt_wire_hdr {
+	uint8_t type;
+	uint8_t version;
+	uint16_t flags;
+	uint32_t len;
+	uint32_t sum;
+};
+
+uint32_t rt_wire_sum(const void *p, size_t n);
+
+/* rt_wire_hdr_put - the header for a payload of @len bytes with @sum. */
+void rt_wire_hdr_put(uint8_t out[RT_WIRE_HDR], int type, uint32_t len, uint32_t sum);
+
+/*
+ * rt_wire_hdr_get - check a header: magic, version, a known type, a length
+ * within @max. @return 0; -EBADMSG (not ours, unknown type), -EPROTONOSUPPORT
+ * (another version), -EMSGSIZE (too long).
+ */
+int rt_wire_hdr_get(const uint8_t in[RT_WIRE_HDR], uint32_t max, struct rt_wire_hdr *h);
+
+/* A message in a buffer: rt_wire_begin() reserves the header, the payload is
+ * appended, rt_wire_end() fills in the header. */
+int rt_wire_begin(struct rt_buf *b);
+void rt_wire_end(struct rt_buf *b, size_t start, int type);
+
+struct rt_hello {
+	uint32_t version;
+	uint32_t features;
+	uint8_t epoch[16];
+	uint8_t nonce[RT_WIRE_NONCE];
+	char host[256];
+};
+
+struct rt_challenge {
+	uint32_t version;
+	uint32_t flags;               /* RT_CH_* */
+	uint8_t nonce[RT_WIRE_NONCE];
+};
+#define RT_CH_AUTH 0x1u /* the server has a key: prove you hold it */
+
+struct rt_welcome {
+	uint64_t durable_seq;   /* last record held for this host and epoch (0: none) */
+	uint32_t max_batch;     /* largest BATCH payload it takes */
+	uint32_t mac_len;       /* 0, or RT_WIRE_MAC with a key */
+	uint8_t mac[RT_WIRE_MAC];
+};
+
+int rt_wire_hello(struct rt_buf *b, const struct rt_hello *h);
+int rt_wire_get_hello(const uint8_t *p, size_t n, struct rt_hello *h);
+int rt_wire_challenge(struct rt_buf *b, const struct rt_challenge *c);
+int rt_wire_get_challenge(const uint8_t *p, size_t n, struct rt_challenge *c);
+int rt_wire_auth(struct rt_buf *b, const uint8_t *mac, uint32_t mac_len);
+int rt_wire_get_auth(const uint8_t *p, size_t n, uint8_t mac[RT_WIRE_MAC], uint32_t *mac_len);
+int rt_wire_welcome(struct rt_buf *b, const struct rt_welcome *w);
+int rt_wire_get_welcome(const uint8_t *p, size_t n, struct rt_welcome *w);
+int rt_wire_u64(struct rt_buf *b, int type, uint64_t v);         /* ACK */
+int rt_wire_get_u64(const uint8_t *p, size_t n, uint64_t *v);
+int rt_wire_gap(struct rt_buf *b, uint64_t from, uint64_t to);
+int rt_wire_get_gap(const uint8_t *p, size_t n, uint64_t *from, uint64_t *to);
+int rt_wire_error(struct rt_buf *b, uint32_t code, const char *reason);
+int rt_wire_get_error(const uint8_t *p, size_t n, uint32_t *code, char *reason, size_t cap);
+int rt_wire_empty(struct rt_buf *b, int type); /* PING, PONG */
+
+/*
+ * A BATCH payload: u32 blocks, then per block u32 INDEX frame length, the
+ * sender's INDEX frame as it is in its segment, u32 DATA frame length, the
+ * DATA frame. rt_wire_batch_add() appends one block to a message begun with
+ * rt_wire_begin() and a u32 0 written by rt_wire_batch_start().
+ */
+int rt_wire_batch_start(struct rt_buf *b);
+int rt_wire_batch_add(struct rt_buf *b, size_t start, const uint8_t *index, uint32_t index_len,
+		      const uint8_t *data, uint32_t data_len);
+
+struct rt_wire_block {
+	const uint8_t *index;
+	uint32_t index_len;
+	const uint8_t *data;
+	uint32_t data_len;
+};
+
+/* rt_wire_batch_count - the blocks a BATCH payload claims; -EBADMSG. */
+int rt_wire_batch_count(const uint8_t *p, size_t n, uint32_t *count);
+/* rt_wire_batch_next - the next block at *@pos (start at 4).
+ * @return 1 with @b filled, 0 at the end, -EBADMSG. */
+int rt_wire_batch_next(const uint8_t *p, size_t n, size_t *pos, struct rt_wire_block *b);
+
+/* ------------------------------------------------------------------------
+ * Authentication
+ * ------------------------------------------------------------------------ */
+
+/* A host name as it may be sent: 1..255 bytes, printable ASCII but '/' and
+ * space, not "." or "..". */
+int rt_wire_host_ok(const char *host);
+
+/*
+ * rt_wire_mac - HMAC-SHA256 with @key over "ringtail/1 client" (or
+ * "server"), the two nonces (the other side's first), the epoch and the host:
+ * proves holding the key without sending it, and cannot be replayed.
+ * @return 0 or -EIO.
+ */
+int rt_wire_mac(const uint8_t *key, size_t key_len, int server, const uint8_t *nonce_peer,
+		const uint8_t *nonce_own, const uint8_t epoch[16], const char *host,
+		uint8_t out[RT_WIRE_MAC]);
+
+/* rt_wire_mac_equal - constant-time comparison of two MACs. */
+int rt_wire_mac_equal(const uint8_t *a, const uint8_t *b);
+
+/*
+ * rt_wire_load_key - read a key file (at least 16 bytes; a trailing newline
+ * is not part of it). Refuses a file others may read.
+ * @return the key length, or -ENOENT, -EACCES, -EPERM (readable by others),
+ * -EINVAL (too short or too long).
+ */
+int rt_wire_load_key(const char *path, uint8_t *key, size_t cap);
+
+/* rt_wire_parse_addr - "HOST:PORT", "[V6]:PORT", or ":PORT"/"PORT" (any). */
+int rt_wire_parse_addr(const char *s, char *host, size_t hcap, char *port, size_t pcap);
+
+#endif /* RTWIRE_H */
