@@ -4,7 +4,7 @@
 
 # Debian packages the build and the tests need.
 RINGTAIL_DEPS=(meson ninja-build pkg-config gcc g++ clang
-	liburing-dev libfuse3-dev fuse3 liblz4-dev lz4 libxxhash-dev python3)
+	liburing-dev libfuse3-dev fuse3 liblz4-dev lz4 libxxhash-dev libssl-dev python3)
 
 # Install missing packages: with apt-get when root, otherwise print the
 # exact command and stop.
