@@ -52,7 +52,7 @@ struct rt_forwarder {
 	/* Reading the spool. */
 	struct rt_seg *seg;
 	int seg_fd;
-	uint64_t next;          /* the next record to send; 0: the first there is */
+	uint64_t next;          /* the next record to send */
 	struct rt_buf msg, in, frame;
 	uint64_t last_ping;
 	uint64_t last_lag;
@@ -380,8 +380,6 @@ static int find(struct rt_forwarder *f, const struct rt_spool_state *st, uint64_
 		free(seqs);
 		return n;
 	}
-	if (f->next == 0)
-		f->next = seqs[0];
 	/* The segment whose first record is the largest not after next. */
 	for (i = n - 1; i >= 0 && seqs[i] > f->next; i--)
 		;
@@ -496,7 +494,9 @@ static int stream(struct rt_forwarder *f, int fd, uint64_t acked, uint32_t max_b
 	uint32_t max = f->cfg.max_batch < max_batch ? f->cfg.max_batch : max_batch;
 	int err;
 
-	f->next = acked ? acked + 1 : 0;
+	/* From the first record the server does not hold; if the spool has
+	 * lost some of them already, a GAP says so first. */
+	f->next = acked + 1;
 	f->last_ping = mono_ns();
 	while (!__atomic_load_n(&f->stop, __ATOMIC_RELAXED)) {
 		struct rt_spool_state st;
@@ -505,7 +505,7 @@ static int stream(struct rt_forwarder *f, int fd, uint64_t acked, uint32_t max_b
 
 		if (rt_state_read(f->sp->state, &st))
 			continue;
-		if (f->next && f->next > st.durable_seq) {
+		if (f->next > st.durable_seq) {
 			r = 0;
 		} else {
 			r = find(f, &st, &gap_to);

@@ -4,13 +4,11 @@
  * connection; each sending host and spool epoch has a spool of its own under
  * CENTRAL/hosts/HOST/EPOCH/ in the same segment format.
  *
- * A batch is checked whole before anything of it is written: framing,
- * every INDEX frame's checksum, every DATA frame's XXH3-64, that the blocks
- * follow on in sequence, and (decompressing and decoding each block) that
- * what the INDEX frame says about the block is true. Only then is it
- * written, synced, and acknowledged; a failed write is cut off again. A bad
- * message closes that connection with a logged reason and touches nothing
- * stored.
+ * A batch is checked whole before anything of it is written (batch.c:
+ * framing, checksums, sequence, and that what each INDEX frame says about
+ * its block is true). Only then is it written, synced, and acknowledged; a
+ * failed write is cut off again. A bad message closes that connection with a
+ * logged reason and touches nothing stored.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,7 +31,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "rtcentral.h"
 #include "rtwire.h"
@@ -68,8 +65,8 @@ struct conn {
 	int uring_ok;
 	uint64_t durable;   /* last record held (0: none) */
 	uint64_t expect;    /* the next record a batch must start with (0: any) */
-	struct rt_buf in, out, frames, body;
-	struct rt_block blk;
+	struct rt_buf in, out, frames;
+	struct rt_batch batch;
 };
 
 static uint64_t wall_ns(void)
@@ -127,6 +124,8 @@ static int write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
+/* @return 0, -ECONNRESET (closed before any byte), -ENODATA (closed after
+ * some), -ETIMEDOUT, -errno. */
 static int read_all(int fd, void *p, size_t n)
 {
 	uint8_t *b = p;
@@ -139,7 +138,7 @@ static int read_all(int fd, void *p, size_t n)
 			return errno == EAGAIN ? -ETIMEDOUT : -errno;
 		}
 		if (r == 0)
-			return -ECONNRESET;
+			return b == p ? -ECONNRESET : -ENODATA;
 		b += r;
 		n -= (size_t)r;
 	}
@@ -154,6 +153,8 @@ static int read_msg(int fd, uint32_t max, struct rt_wire_hdr *h, struct rt_buf *
 	int err = read_all(fd, hdr, sizeof(hdr));
 
 	*why = NULL;
+	if (err == -ENODATA)
+		*why = "truncated message (the connection closed in the middle of it)";
 	if (err)
 		return err;
 	err = rt_wire_hdr_get(hdr, max, h);
@@ -167,6 +168,8 @@ static int read_msg(int fd, uint32_t max, struct rt_wire_hdr *h, struct rt_buf *
 	if (rt_buf_reserve(buf, h->len))
 		return -ENOMEM;
 	err = read_all(fd, buf->p, h->len);
+	if (err == -ENODATA || err == -ECONNRESET)
+		*why = "truncated message (the connection closed in the middle of it)";
 	if (err)
 		return err;
 	buf->len = h->len;
@@ -271,6 +274,9 @@ static int handshake(struct conn *k)
 			return refuse(k, RT_WE_BUSY, "that host and epoch are connected already");
 		if (err2)
 			return refuse(k, RT_WE_STORAGE, "cannot open its spool: %s", strerror(-err2));
+		k->w.sp = k->sp;
+		k->w.uring = &k->uring;
+		k->w.fsync = c->cfg.fsync;
 	}
 	{
 		struct rt_recovered rec;
@@ -325,158 +331,46 @@ static void publish(struct conn *k)
 	__atomic_store_n(&st->gen, g + 2, __ATOMIC_RELEASE);
 }
 
-/* Is what @b's INDEX frame says about its records true? Decompress,
- * decode, and count again. */
-static int check_block(struct conn *k, const struct rt_seg_block *b, const uint8_t *data,
-		       const char **why)
-{
-	size_t host_len = strlen(k->hello.host);
-	uint64_t tmin = UINT64_MAX, tmax = 0;
-
-	*why = "its data does not decompress to a valid block";
-	if (b->render_version != RT_RENDER_VERSION) {
-		*why = "its sizes are for another line format";
-		return -EBADMSG;
-	}
-	if (rt_block_inflate(data, b->data_len, b->body_len, &k->body) ||
-	    rt_block_decode(k->body.p, k->body.len, b->first_seq, b->nrec, &k->blk))
-		return -EBADMSG;
-	{
-		/* Per service and severity class: records and rendered bytes. */
-		struct acc {
-			uint32_t count[RT_SEV_CLASSES];
-			uint64_t bytes[RT_SEV_CLASSES];
-		} *acc = calloc(b->nsvc, sizeof(*acc));
-		int bad = 0;
-		if (!acc)
-			return -ENOMEM;
-		for (uint32_t i = 0; i < k->blk.nrec && !bad; i++) {
-			struct rt_rec r;
-			uint32_t v;
-			rt_block_rec(&k->blk, i, &r);
-			for (v = 0; v < b->nsvc; v++)
-				if (b->svc[v].name_len == r.service_len &&
-				    !memcmp(b->svc[v].name, r.service, r.service_len))
-					break;
-			if (v == b->nsvc) {
-				*why = "a record's service is not in its index";
-				bad = 1;
-				break;
-			}
-			acc[v].count[rt_sev_class(r.severity)]++;
-			acc[v].bytes[rt_sev_class(r.severity)] +=
-				rt_render_len(&r, b->first_seq + i, host_len);
-			if (r.time_ns < tmin)
-				tmin = r.time_ns;
-			if (r.time_ns > tmax)
-				tmax = r.time_ns;
-			if (r.trace_id && !rt_bloom_maybe(b, r.trace_id)) {
-				*why = "a record's trace id is not in its bloom filter";
-				bad = 1;
-			}
-		}
-		for (uint32_t v = 0; v < b->nsvc && !bad; v++)
-			if (memcmp(acc[v].count, b->svc[v].count, sizeof(acc[v].count)) ||
-			    memcmp(acc[v].bytes, b->svc[v].bytes, sizeof(acc[v].bytes))) {
-				*why = "its per-service counts or sizes are not what its records give";
-				bad = 1;
-			}
-		if (!bad && (tmin != b->tmin || tmax != b->tmax)) {
-			*why = "its time range is not what its records give";
-			bad = 1;
-		}
-		free(acc);
-		return bad ? -EBADMSG : 0;
-	}
-}
-
 static int batch(struct conn *k)
 {
 	struct rt_central *c = k->c;
-	struct rt_seg_block *blocks = NULL;
+	struct rt_batch *b = &k->batch;
 	struct rt_wire_block wb;
-	uint32_t count, nb = 0, skip = 0;
-	size_t pos = 4;
-	uint64_t next = k->expect, off;
-	const char *why = NULL;
-	int err = 0, r;
-
-	if (rt_wire_batch_count(k->in.p, k->in.len, &count))
-		return refuse(k, RT_WE_PROTOCOL, "malformed BATCH");
-	blocks = calloc(count, sizeof(*blocks));
-	if (!blocks)
-		return -ENOMEM;
+	size_t pos;
+	uint64_t off;
+	uint32_t nblocks;
+	int err;
 
 	/* Check everything before writing anything. */
-	while ((r = rt_wire_batch_next(k->in.p, k->in.len, &pos, &wb)) == 1) {
-		struct rt_seg_block *b = &blocks[nb];
-		if (nb == count) {
-			err = refuse(k, RT_WE_PROTOCOL, "BATCH holds more blocks than it says");
-			goto out;
-		}
-		if (rt_seg_parse_index(wb.index, wb.index_len, b)) {
-			err = refuse(k, RT_WE_DATA, "block %u: malformed INDEX frame", nb);
-			goto out;
-		}
-		nb++;
-		if (wb.data_len != b->data_len ||
-		    XXH3_64bits(wb.data, wb.data_len) != b->data_sum) {
-			err = refuse(k, RT_WE_DATA, "block #%" PRIu64 ": data checksum mismatch",
-				     b->first_seq);
-			goto out;
-		}
-		/* In sequence: blocks the server has already are acknowledged
-		 * again and not stored; after them every block must follow. */
-		if (k->durable && b->first_seq + b->nrec - 1 <= k->durable) {
-			if (nb > skip + 1) {
-				err = refuse(k, RT_WE_SEQUENCE, "sequence numbers go backwards at #%" PRIu64,
-					     b->first_seq);
-				goto out;
-			}
-			skip++;
-			continue;
-		}
-		if (next && b->first_seq != next) {
-			err = refuse(k, RT_WE_SEQUENCE,
-				     "block starts at #%" PRIu64 " where #%" PRIu64 " was expected",
-				     b->first_seq, next);
-			goto out;
-		}
-		if (check_block(k, b, wb.data, &why)) {
-			err = refuse(k, RT_WE_DATA, "block #%" PRIu64 ": %s", b->first_seq, why);
-			goto out;
-		}
-		next = b->first_seq + b->nrec;
-	}
-	if (r < 0 || nb != count) {
-		err = refuse(k, RT_WE_PROTOCOL, "malformed BATCH");
-		goto out;
-	}
+	err = rt_batch_check(b, k->in.p, k->in.len, k->hello.host, k->durable, k->expect);
+	if (err == -EBADMSG)
+		return refuse(k, b->code, "%s", b->why);
+	if (err)
+		return err;
 
-	if (nb > skip) {
+	if (b->n > b->skip) {
 		/* Store the new blocks: INDEX frames of our own, DATA frames as
 		 * they came; one write, one sync. */
 		if (k->w.fd < 0) {
-			err = rt_segw_new(&k->w, blocks[skip].first_seq, 0, NULL, 0);
-			if (err) {
-				err = refuse(k, RT_WE_STORAGE, "cannot start a segment: %s",
-					     strerror(-err));
-				goto out;
-			}
+			err = rt_segw_new(&k->w, b->blocks[b->skip].first_seq, 0, NULL, 0);
+			if (err)
+				return refuse(k, RT_WE_STORAGE, "cannot start a segment: %s",
+					      strerror(-err));
 		}
 		k->frames.len = 0;
 		off = k->w.end;
+		nblocks = k->w.nblocks;
 		pos = 4;
-		for (uint32_t i = 0; i < nb; i++) {
+		for (uint32_t i = 0; i < b->n; i++) {
 			rt_wire_batch_next(k->in.p, k->in.len, &pos, &wb);
-			if (i < skip)
+			if (i < b->skip)
 				continue;
 			if (rt_segw_assign(&k->w, off + k->frames.len) ||
-			    rt_seg_index_frame(&k->frames, &blocks[i], k->w.nblocks - 1,
-					       off + k->frames.len + rt_seg_index_len(&blocks[i])) ||
+			    rt_seg_index_frame(&k->frames, &b->blocks[i], k->w.nblocks - 1,
+					       off + k->frames.len + rt_seg_index_len(&b->blocks[i])) ||
 			    rt_buf_put(&k->frames, wb.data, wb.data_len)) {
-				err = -ENOMEM;
-				goto out;
+				k->w.nblocks = nblocks;
+				return -ENOMEM;
 			}
 		}
 		err = rt_write_sync(&k->uring, k->w.fd, k->frames.p, k->frames.len, off,
@@ -486,16 +380,15 @@ static int batch(struct conn *k)
 			if (ftruncate(k->w.fd, (off_t)off) < 0) {
 				/* The next recovery cuts it back. */
 			}
-			k->w.nblocks -= nb - skip;
-			err = refuse(k, RT_WE_STORAGE, "cannot store the batch: %s", strerror(-err));
-			goto out;
+			k->w.nblocks = nblocks;
+			return refuse(k, RT_WE_STORAGE, "cannot store the batch: %s", strerror(-err));
 		}
 		k->w.end = off + k->frames.len;
-		for (uint32_t i = skip; i < nb; i++)
-			rt_segw_durable(&k->w, k->w.end, blocks[i].first_seq + blocks[i].nrec,
-					blocks[i].tmin, blocks[i].tmax);
-		k->durable = next - 1;
-		k->expect = next;
+		for (uint32_t i = b->skip; i < b->n; i++)
+			rt_segw_durable(&k->w, k->w.end, b->blocks[i].first_seq + b->blocks[i].nrec,
+					b->blocks[i].tmin, b->blocks[i].tmax);
+		k->durable = b->next - 1;
+		k->expect = b->next;
 		publish(k);
 		if (rt_segw_due(&k->w, c->cfg.segment_bytes, c->cfg.segment_age_ns) &&
 		    rt_segw_close(&k->w) == 0) {
@@ -506,12 +399,8 @@ static int batch(struct conn *k)
 	}
 	k->out.len = 0;
 	if (rt_wire_u64(&k->out, RT_W_ACK, k->durable) || write_all(k->fd, k->out.p, k->out.len))
-		err = -EIO;
-out:
-	for (uint32_t i = 0; i < nb; i++)
-		rt_seg_block_free(&blocks[i]);
-	free(blocks);
-	return err;
+		return -EIO;
+	return 0;
 }
 
 static int gap(struct conn *k)
@@ -551,9 +440,6 @@ static void *conn_main(void *arg)
 	err = handshake(k);
 	if (err)
 		goto out;
-	k->w.sp = k->sp;
-	k->w.uring = &k->uring;
-	k->w.fsync = c->cfg.fsync;
 	publish(k);
 	say(c, RT_INFO, "host %s connected from %s (holding records up to #%" PRIu64 ")",
 	    k->hello.host, k->peer, k->durable);
@@ -598,8 +484,7 @@ out:
 	rt_buf_free(&k->in);
 	rt_buf_free(&k->out);
 	rt_buf_free(&k->frames);
-	rt_buf_free(&k->body);
-	rt_block_free(&k->blk);
+	rt_batch_free(&k->batch);
 	pthread_mutex_lock(&c->mu);
 	for (unsigned i = 0; i < c->cfg.max_conns; i++)
 		if (c->conn_fds[i] == k->fd)

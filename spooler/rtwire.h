@@ -143,6 +143,33 @@ int rt_wire_batch_count(const uint8_t *p, size_t n, uint32_t *count);
  * @return 1 with @b filled, 0 at the end, -EBADMSG. */
 int rt_wire_batch_next(const uint8_t *p, size_t n, size_t *pos, struct rt_wire_block *b);
 
+/*
+ * Checking a BATCH before anything of it is stored (batch.c): framing, every
+ * INDEX frame and DATA checksum, sequence, and the INDEX frame's claims
+ * against the decompressed, decoded block. Trusts nothing in @p.
+ */
+struct rt_batch {
+	struct rt_seg_block *blocks; /* the INDEX frames, parsed */
+	uint32_t n;                  /* blocks */
+	uint32_t skip;               /* the first @skip are held already */
+	uint64_t next;               /* the record after the last new block */
+	uint32_t code;               /* when refused: RT_WE_* */
+	char why[200];               /* ... and why, for the ERROR and the log */
+	struct rt_buf body;          /* scratch, kept between batches */
+	struct rt_block blk;
+};
+
+/*
+ * rt_batch_check - check BATCH payload @p against what the server holds for
+ * @host: every record up to @durable (0: none), the next expected @expect
+ * (0: any). @b starts zeroed and is reused from batch to batch.
+ * @return 0 (blocks[skip..n) are new and follow on), -EBADMSG (refused:
+ * b->code, b->why), -ENOMEM.
+ */
+int rt_batch_check(struct rt_batch *b, const uint8_t *p, size_t n, const char *host,
+		   uint64_t durable, uint64_t expect);
+void rt_batch_free(struct rt_batch *b);
+
 /* ------------------------------------------------------------------------
  * Authentication
  * ------------------------------------------------------------------------ */

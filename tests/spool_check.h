@@ -19,9 +19,15 @@
 #include "ringtail.h"
 #include "rtspool.h"
 
+/* Writer processes (a forwarding test gives each host one), threads each,
+ * and the most records a thread writes. */
+#ifndef SC_PROCS
 #define SC_PROCS 2
+#endif
 #define SC_THREADS 2
+#ifndef SC_MAXREC
 #define SC_MAXREC 4000000u
+#endif
 
 struct sc_shared {
 	volatile int stop;
@@ -66,8 +72,9 @@ static inline void *sc_writer(void *arg)
 	return NULL;
 }
 
-/* Start the writer processes (the ring is $RINGTAIL_RING). */
-static inline void sc_start_writers(int pause_us)
+/* Start the writer processes: process p writes into @rings[p], or with
+ * @rings NULL all into $RINGTAIL_RING. */
+static inline void sc_start_writers_into(int pause_us, const char *const *rings)
 {
 	sc = mmap(NULL, sizeof(*sc), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	CHECK(sc != MAP_FAILED, "mmap");
@@ -81,6 +88,8 @@ static inline void sc_start_writers(int pause_us)
 			/* Die with the test, whatever happens to it. */
 			prctl(PR_SET_PDEATHSIG, SIGKILL);
 			struct sc_warg wa[SC_THREADS];
+			if (rings)
+				setenv(RT_RING_ENV, rings[p], 1);
 			rt_set_service("test-writer");
 			for (int t = 0; t < SC_THREADS; t++) {
 				sc->pid[p][t] = (uint32_t)getpid();
@@ -93,6 +102,11 @@ static inline void sc_start_writers(int pause_us)
 			_exit(0);
 		}
 	}
+}
+
+static inline void sc_start_writers(int pause_us)
+{
+	sc_start_writers_into(pause_us, NULL);
 }
 
 static inline void sc_stop_writers(void)
@@ -129,7 +143,11 @@ static inline pid_t sc_ringtaild(const char *bin, ...)
 	return pid;
 }
 
-/* Wait until nothing but the spooler's own slot is left in the ring and
+/* Writer slots ringtaild itself may hold: its main thread's, and with
+ * --upstream its forwarding thread's. */
+static int sc_spooler_slots = 1;
+
+/* Wait until nothing but the spooler's own slots are left in the ring and
  * nothing is queued: everything the writers wrote is durable. */
 static inline void sc_wait_drained(const char *ring, uint64_t timeout_ns)
 {
@@ -139,7 +157,7 @@ static inline void sc_wait_drained(const char *ring, uint64_t timeout_ns)
 		CHECK_EQ(rt_ring_open(ring, RT_RING_RDONLY, &rg), 0);
 		rt_ring_stat(rg, &st);
 		rt_ring_close(rg);
-		if (st.writers <= 1 && st.records_queued == 0)
+		if (st.writers <= (unsigned)sc_spooler_slots && st.records_queued == 0)
 			return;
 		CHECK(t_now_ns() < deadline, "the spooler never drained (%u writers, %llu queued)",
 		      st.writers, (unsigned long long)st.records_queued);
@@ -156,6 +174,12 @@ struct sc_result {
 	/* A substring to look for in the spooler's own messages. */
 	const char *want_msg;
 	int found_msg;
+	/* Only the records of writer process @proc belong in this spool (a
+	 * forwarding host's, or the central's copy of it); -1: any. Set by
+	 * sc_check_spool_of(). */
+	int proc;
+	/* A copy forwarded to a central: losses are checked on the sender. */
+	int copy;
 };
 
 static inline int sc_find(uint32_t pid, uint32_t tid, int *p, int *t)
@@ -184,8 +208,11 @@ static inline void sc_record(struct sc_result *res, const struct rt_rec *r)
 			return; /* a spooler killed while writing its own message */
 		CHECK(sscanf(buf, "%llu records dropped from pid %u tid %u", &n, &pid, &tid) == 3,
 		      "unexpected loss record: %s", buf);
-		if (sc_find(pid, tid, &p, &t))
+		if (sc_find(pid, tid, &p, &t)) {
+			CHECK(res->proc < 0 || p == res->proc,
+			      "drops of writer %d in the spool of writer %d", p, res->proc);
 			res->dropped[p][t] += n;
+		}
 		else /* a spooler's own message into a ring the writers filled */
 			CHECK(strstr(buf, "(ringtaild)"), "drops of an unknown writer: %s", buf);
 		return;
@@ -199,6 +226,8 @@ static inline void sc_record(struct sc_result *res, const struct rt_rec *r)
 	CHECK(r->service_len == 11 && !memcmp(r->service, "test-writer", 11), "service");
 	CHECK(sscanf(buf, "w=%d.%d i=%llu", &p, &t, &i) == 3, "message '%s'", buf);
 	CHECK(p >= 0 && p < SC_PROCS && t >= 0 && t < SC_THREADS && i < SC_MAXREC, "range");
+	CHECK(res->proc < 0 || p == res->proc, "a record of writer %d in the spool of writer %d",
+	      p, res->proc);
 	CHECK(!(res->seen[p][t][i / 8] & (1u << (i % 8))),
 	      "record w=%d.%d i=%llu is in the spool twice", p, t, i);
 	CHECK((int64_t)i > res->last[p][t], "order: w=%d.%d i=%llu after %lld", p, t, i,
@@ -209,8 +238,9 @@ static inline void sc_record(struct sc_result *res, const struct rt_rec *r)
 
 /* Read every segment of @spool (all checksums), check sequence continuity,
  * run `lz4 -t` on each and `ringtail verify` on the spool, and compare what
- * is there with what the writers were told. */
-static inline void sc_check_spool(const char *spool, const char *tool, struct sc_result *res)
+ * is there with what the writers (all, or only process res->proc) were told. */
+static inline void sc_check_spool_of(const char *spool, const char *tool, int proc, int copy,
+				     struct sc_result *res)
 {
 	struct rt_spool *sp;
 	struct rt_buf body = {0};
@@ -224,6 +254,8 @@ static inline void sc_check_spool(const char *spool, const char *tool, struct sc
 			res->seen[p][t] = calloc(SC_MAXREC / 8, 1);
 			res->last[p][t] = -1;
 		}
+	res->proc = proc;
+	res->copy = copy;
 	memset(&blk, 0, sizeof(blk));
 	CHECK_EQ(rt_spool_open(spool, NULL, 0, &sp), 0);
 	n = rt_spool_list(sp, &seqs);
@@ -264,6 +296,10 @@ static inline void sc_check_spool(const char *spool, const char *tool, struct sc
 	for (int p = 0; p < SC_PROCS; p++)
 		for (int t = 0; t < SC_THREADS; t++) {
 			uint64_t nt = 0;
+			if (proc >= 0 && p != proc) {
+				free(res->seen[p][t]);
+				continue;
+			}
 			for (uint64_t i = 0; i < sc->n[p][t]; i++) {
 				int tk = (sc->taken[p][t][i / 8] >> (i % 8)) & 1;
 				int sn = (res->seen[p][t][i / 8] >> (i % 8)) & 1;
@@ -272,12 +308,17 @@ static inline void sc_check_spool(const char *spool, const char *tool, struct sc
 				res->taken += tk;
 				nt += !tk;
 			}
-			CHECK(nt == sc->notaken[p][t] && res->dropped[p][t] == nt,
+			CHECK(nt == sc->notaken[p][t] && (copy || res->dropped[p][t] == nt),
 			      "w=%d.%d: %llu not taken, %llu reported dropped", p, t,
 			      (unsigned long long)nt, (unsigned long long)res->dropped[p][t]);
 			res->notaken += nt;
 			free(res->seen[p][t]);
 		}
+}
+
+static inline void sc_check_spool(const char *spool, const char *tool, struct sc_result *res)
+{
+	sc_check_spool_of(spool, tool, -1, 0, res);
 }
 
 static inline void sc_rm_rf(const char *path)

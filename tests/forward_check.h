@@ -1,0 +1,381 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * forward_check.h - what the forwarding tests share: sending hosts (a ring,
+ * a spool and a ringtaild --upstream each, with a writer process of their
+ * own), a central ringtaild --listen on loopback, a proxy the test can cut
+ * connections with, and the checks that the central holds what each host
+ * holds.
+ *
+ * Include after defining SC_PROCS to the number of hosts.
+ */
+#ifndef RT_FORWARD_CHECK_H
+#define RT_FORWARD_CHECK_H
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "rtcentral.h"
+#include "spool_check.h"
+
+#define FC_HOSTS SC_PROCS
+
+struct fc_host {
+	char name[32];
+	char ring[128];
+	char spool[200];
+	char log[220];      /* its stderr */
+	pid_t pid;
+};
+
+struct fc {
+	const char *ringtaild, *tool;
+	char dir[128];      /* everything of this test */
+	char central[160];  /* the central spool */
+	char log[160];      /* the central's stderr */
+	char key[160];      /* the key file, when one is used */
+	int use_key;
+	int port;           /* the central's */
+	int upstream_port;  /* where the senders connect (the central, or a proxy) */
+	pid_t central_pid;
+	struct fc_host host[FC_HOSTS];
+	const char *sender_args[8]; /* more arguments for every sender */
+};
+
+/* A port nobody listens on now. */
+static inline int fc_free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t l = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	CHECK(fd >= 0, "socket");
+	CHECK_EQ(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	CHECK_EQ(getsockname(fd, (struct sockaddr *)&a, &l), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+/* Run @bin with @argv (argv[0] included, NULL-terminated), stderr appended
+ * to @log (or /dev/null). */
+static inline pid_t fc_spawn(const char *bin, const char *const *argv, const char *log)
+{
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		int fd = open(log ? log : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* die with the test */
+		dup2(fd, STDERR_FILENO);
+		execv(bin, (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Set up hosts "host0".. with rings and spools under a fresh directory. */
+static inline void fc_init(struct fc *f, const char *name, const char *ringtaild,
+			   const char *tool, int use_key)
+{
+	char cmd[300];
+
+	memset(f, 0, sizeof(*f));
+	f->ringtaild = ringtaild;
+	f->tool = tool;
+	f->use_key = use_key;
+	snprintf(f->dir, sizeof(f->dir), "/var/tmp/rt-test-%s-%d", name, (int)getpid());
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir -p '%s'", f->dir, f->dir);
+	CHECK(system(cmd) == 0, "%s", cmd);
+	snprintf(f->central, sizeof(f->central), "%s/central", f->dir);
+	snprintf(f->log, sizeof(f->log), "%s/central.log", f->dir);
+	snprintf(f->key, sizeof(f->key), "%s/key", f->dir);
+	if (use_key) {
+		int fd = open(f->key, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		CHECK(fd >= 0 && write(fd, "a-shared-secret-for-the-fleet\n", 30) == 30, "key");
+		close(fd);
+	}
+	sc_spooler_slots = 2; /* its forwarding thread logs too */
+	f->port = fc_free_port();
+	f->upstream_port = f->port;
+	for (int h = 0; h < FC_HOSTS; h++) {
+		struct rt_ring_params rp;
+		struct fc_host *x = &f->host[h];
+		snprintf(x->name, sizeof(x->name), "host%d", h);
+		snprintf(x->ring, sizeof(x->ring), "/dev/shm/rt-test-%s-%d-%d", name, (int)getpid(), h);
+		snprintf(x->spool, sizeof(x->spool), "%s/%s", f->dir, x->name);
+		snprintf(x->log, sizeof(x->log), "%s/%s.log", f->dir, x->name);
+		rt_ring_params_default(&rp);
+		rp.size = 16u << 20;
+		unlink(x->ring);
+		CHECK_EQ(rt_ring_create(x->ring, &rp), 0);
+	}
+	/* ringtaild's own messages go to $RINGTAIL_RING: the central's to a
+	 * ring that is not there (so, to its stderr). */
+	setenv(RT_RING_ENV, "/dev/shm/rt-test-no-ring", 1);
+}
+
+static inline void fc_start_central(struct fc *f)
+{
+	char listen[64];
+	const char *argv[12];
+	int n = 0;
+
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", f->port);
+	argv[n++] = "ringtaild";
+	argv[n++] = "--listen";
+	argv[n++] = listen;
+	argv[n++] = "--spool";
+	argv[n++] = f->central;
+	argv[n++] = "--ring";
+	argv[n++] = "/dev/shm/rt-test-no-ring";
+	argv[n++] = "--segment-size";
+	argv[n++] = "256K";
+	if (f->use_key) {
+		argv[n++] = "--auth-key";
+		argv[n++] = f->key;
+	}
+	argv[n] = NULL;
+	f->central_pid = fc_spawn(f->ringtaild, argv, f->log);
+}
+
+static inline void fc_start_sender(struct fc *f, int h)
+{
+	struct fc_host *x = &f->host[h];
+	char up[64];
+	const char *argv[32];
+	int n = 0;
+
+	snprintf(up, sizeof(up), "127.0.0.1:%d", f->upstream_port);
+	argv[n++] = "ringtaild";
+	argv[n++] = "--ring";
+	argv[n++] = x->ring;
+	argv[n++] = "--spool";
+	argv[n++] = x->spool;
+	argv[n++] = "--host";
+	argv[n++] = x->name;
+	argv[n++] = "--upstream";
+	argv[n++] = up;
+	argv[n++] = "--segment-size";
+	argv[n++] = "64K";
+	argv[n++] = "--commit-window";
+	argv[n++] = "1ms";
+	argv[n++] = "-q";
+	if (f->use_key) {
+		argv[n++] = "--auth-key";
+		argv[n++] = f->key;
+	}
+	for (int i = 0; f->sender_args[i] && n < 30; i++)
+		argv[n++] = f->sender_args[i];
+	argv[n] = NULL;
+	x->pid = fc_spawn(f->ringtaild, argv, x->log);
+}
+
+static inline void fc_stop(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	CHECK_EQ(t_wait(pid), 0);
+}
+
+/* The central's copy of host @name: hosts/NAME/EPOCH. @return 1 with its
+ * path, 0 if there is none yet; more than one epoch is a failure. */
+static inline int fc_central_spool(const struct fc *f, const char *name, char *out, size_t cap)
+{
+	char dir[300];
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	snprintf(dir, sizeof(dir), "%s/hosts/%s", f->central, name);
+	d = opendir(dir);
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		CHECK(strlen(e->d_name) == 32, "%s/%s: not an epoch", dir, e->d_name);
+		snprintf(out, cap, "%s/%s", dir, e->d_name);
+		n++;
+	}
+	closedir(d);
+	CHECK(n <= 1, "%s: %d epochs for one spool", dir, n);
+	return n;
+}
+
+/* The last durable record of a spool (0: none, or no spool yet). */
+static inline uint64_t fc_durable(const char *spool)
+{
+	struct rt_spool_state st;
+	struct rt_spool *sp;
+	uint64_t d = 0;
+
+	if (access(spool, F_OK) != 0 || rt_spool_open(spool, NULL, 0, &sp) != 0)
+		return 0;
+	if (sp->state && !memcmp(sp->state->magic, RT_STATE_MAGIC, 8))
+		for (int i = 0; i < 100; i++)
+			if (rt_state_read(sp->state, &st) == 0) {
+				d = st.durable_seq;
+				break;
+			}
+	rt_spool_close(sp);
+	return d;
+}
+
+static inline uint64_t t_wall_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* When the central last heard from host @h (wall clock ns; 0: never). */
+static inline uint64_t fc_central_contact(const struct fc *f, int h)
+{
+	struct rt_spool_state st;
+	struct rt_spool *sp;
+	char path[400];
+	uint64_t t = 0;
+
+	if (!fc_central_spool(f, f->host[h].name, path, sizeof(path)) ||
+	    rt_spool_open(path, NULL, 0, &sp) != 0)
+		return 0;
+	if (sp->state && rt_state_read(sp->state, &st) == 0)
+		t = st.updated_ns;
+	rt_spool_close(sp);
+	return t;
+}
+
+/* Wait until host @h has connected to the central after wall time @since. */
+static inline void fc_wait_contact(const struct fc *f, int h, uint64_t since, uint64_t timeout_ns)
+{
+	for (uint64_t deadline = t_now_ns() + timeout_ns; fc_central_contact(f, h) <= since;) {
+		CHECK(t_now_ns() < deadline, "%s never connected", f->host[h].name);
+		t_pause();
+	}
+}
+
+/* What the central holds of host @h, by its state. */
+static inline uint64_t fc_central_durable(const struct fc *f, int h)
+{
+	char path[400];
+	return fc_central_spool(f, f->host[h].name, path, sizeof(path)) ? fc_durable(path) : 0;
+}
+
+/* Wait until every record host @h has made durable by now is on the central. */
+static inline void fc_wait_forwarded(const struct fc *f, int h, uint64_t timeout_ns)
+{
+	uint64_t want, deadline = t_now_ns() + timeout_ns;
+
+	sc_wait_drained(f->host[h].ring, timeout_ns);
+	want = fc_durable(f->host[h].spool);
+	CHECK(want > 0, "%s: nothing durable", f->host[h].name);
+	while (fc_central_durable(f, h) < want) {
+		CHECK(t_now_ns() < deadline, "%s: the central holds up to #%llu of #%llu",
+		      f->host[h].name, (unsigned long long)fc_central_durable(f, h),
+		      (unsigned long long)want);
+		t_pause();
+	}
+}
+
+/* The blocks of a spool, in order: first record, records, DATA checksum. */
+struct fc_block {
+	uint64_t first, sum;
+	uint32_t nrec;
+};
+
+static inline size_t fc_blocks(const char *spool, struct fc_block **out)
+{
+	struct rt_spool *sp;
+	uint64_t *seqs;
+	size_t n = 0, cap = 0;
+	int ns;
+
+	*out = NULL;
+	CHECK_EQ(rt_spool_open(spool, NULL, 0, &sp), 0);
+	ns = rt_spool_list(sp, &seqs);
+	CHECK(ns >= 0, "list %s", spool);
+	for (int k = 0; k < ns; k++) {
+		struct rt_seg *s;
+		char name[32];
+		rt_seg_name(name, seqs[k]);
+		CHECK_EQ(rt_seg_open(sp->dirfd, name, RT_SEG_NOFOOTER | RT_SEG_VERIFY, &s), 0);
+		for (uint32_t b = 0; b < s->nblocks; b++) {
+			if (n == cap) {
+				cap = cap ? cap * 2 : 256;
+				*out = realloc(*out, cap * sizeof(**out));
+				CHECK(*out, "realloc");
+			}
+			(*out)[n].first = s->blocks[b].first_seq;
+			(*out)[n].nrec = s->blocks[b].nrec;
+			(*out)[n].sum = s->blocks[b].data_sum;
+			n++;
+		}
+		rt_seg_close(s);
+	}
+	if (ns > 0)
+		free(seqs);
+	rt_spool_close(sp);
+	return n;
+}
+
+/*
+ * Check host @h on both ends: its own spool holds every record its writers
+ * were told was taken, exactly once, gapless, verify clean; the central's
+ * copy is the same blocks, byte for byte (their DATA checksums), from the
+ * first record on, holds every taken record of this host and no other
+ * host's, exactly once and gapless, verify and lz4 -t clean, and
+ * `ringtail dump` prints it under the host's name.
+ */
+static inline void fc_check_host(const struct fc *f, int h, struct sc_result *local,
+				 struct sc_result *central)
+{
+	const struct fc_host *x = &f->host[h];
+	struct fc_block *lb, *cb;
+	size_t nl, nc;
+	char path[400], cmd[600], line[512];
+	FILE *p;
+
+	memset(local, 0, sizeof(*local));
+	memset(central, 0, sizeof(*central));
+	sc_check_spool_of(x->spool, f->tool, h, 0, local);
+	CHECK(fc_central_spool(f, x->name, path, sizeof(path)) == 1, "%s: not on the central",
+	      x->name);
+	sc_check_spool_of(path, f->tool, h, 1, central);
+	nl = fc_blocks(x->spool, &lb);
+	nc = fc_blocks(path, &cb);
+	CHECK(nc > 0 && nc <= nl, "%s: %zu blocks on the central, %zu at home", x->name, nc, nl);
+	for (size_t i = 0; i < nc; i++)
+		CHECK(cb[i].first == lb[i].first && cb[i].nrec == lb[i].nrec && cb[i].sum == lb[i].sum,
+		      "%s: block %zu (#%llu) differs on the central", x->name, i,
+		      (unsigned long long)cb[i].first);
+	free(lb);
+	free(cb);
+	/* ringtail dump works on the central's copy as it is, and names the host. */
+	snprintf(cmd, sizeof(cmd), "'%s' dump '%s' | grep -m1 test-writer", f->tool, path);
+	p = popen(cmd, "r");
+	CHECK(p && fgets(line, sizeof(line), p), "ringtail dump %s printed nothing", path);
+	pclose(p);
+	snprintf(cmd, sizeof(cmd), " %s test-writer[", x->name);
+	CHECK(strstr(line, cmd), "%s: dump of the central's copy says '%s'", x->name, line);
+}
+
+/* Does @file contain @s? */
+static inline int fc_file_has(const char *file, const char *s)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "grep -qF -- '%s' '%s'", s, file);
+	return system(cmd) == 0;
+}
+
+static inline void fc_cleanup(struct fc *f)
+{
+	for (int h = 0; h < FC_HOSTS; h++)
+		unlink(f->host[h].ring);
+	sc_rm_rf(f->dir);
+}
+
+#endif
