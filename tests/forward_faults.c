@@ -298,7 +298,7 @@ int main(int argc, char **argv)
 	px_stop();
 
 	for (int h = 0; h < FC_HOSTS; h++) {
-		fc_check_host(&f, h, &loc[h], &cen[h]);
+		fc_check_host(&f, h, 1, &loc[h], &cen[h]);
 		CHECK(cen[h].taken == loc[h].taken, "%s: %llu records at home, %llu on the central",
 		      f.host[h].name, (unsigned long long)loc[h].taken,
 		      (unsigned long long)cen[h].taken);
