@@ -236,6 +236,11 @@ static struct commit *qtail(struct rt_spoold *d)
 }
 
 /* Close the block being built into a commit. */
+static int segment_due(const struct rt_spoold *d)
+{
+	return rt_segw_due(&d->w, d->cfg.segment_bytes, d->cfg.segment_age_ns);
+}
+
 static int seal(struct rt_spoold *d)
 {
 	struct commit *c = qtail(d);
@@ -424,7 +429,7 @@ int rt_spoold_step(struct rt_spoold *d, int wait_ms)
 		if (segment_new(d, rt_bb_next_seq(d->bb) - rt_bb_count(d->bb)) != 0)
 			d->retry_at = now + 1000ull * 1000000;
 	}
-	if (d->qn == 0 && rt_segw_due(&d->w, d->cfg.segment_bytes, d->cfg.segment_age_ns) &&
+	if (d->qn == 0 && segment_due(d) &&
 	    now >= d->retry_at)
 		rotate(d, rt_bb_next_seq(d->bb) - rt_bb_count(d->bb));
 
@@ -436,7 +441,9 @@ int rt_spoold_step(struct rt_spoold *d, int wait_ms)
 	now = mono_ns();
 	/* Seal when the block is full or old enough; and at once when the disk
 	 * is idle, so that light traffic is not held back. */
-	if (d->w.fd >= 0 && d->qn < 2 && rt_bb_count(d->bb) &&
+	/* A segment past its size or age takes no more blocks: the next one is
+	 * sealed into the new segment, once what is in flight has landed. */
+	if (d->w.fd >= 0 && d->qn < 2 && rt_bb_count(d->bb) && !segment_due(d) &&
 	    (d->bb_full || now - d->block_start >= d->cfg.commit_ns || d->qn == 0)) {
 		int err = seal(d);
 		if (err)
@@ -491,7 +498,7 @@ int rt_spoold_finish(struct rt_spoold *d)
 	while (mono_ns() < deadline) {
 		int got = 0;
 		reap(d);
-		if (d->qn == 0 && rt_segw_due(&d->w, d->cfg.segment_bytes, d->cfg.segment_age_ns) &&
+		if (d->qn == 0 && segment_due(d) &&
 		    mono_ns() >= d->retry_at)
 			rotate(d, rt_bb_next_seq(d->bb) - rt_bb_count(d->bb));
 		if (!drained && !d->bb_full) {
@@ -499,7 +506,7 @@ int rt_spoold_finish(struct rt_spoold *d)
 			if (got == 0)
 				drained = 1;
 		}
-		if (d->w.fd >= 0 && d->qn < 2 && rt_bb_count(d->bb) &&
+		if (d->w.fd >= 0 && d->qn < 2 && rt_bb_count(d->bb) && !segment_due(d) &&
 		    (drained || d->bb_full)) {
 			int err = seal(d);
 			if (err)
