@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <lz4frame.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -736,26 +737,81 @@ int rt_seg_probe(struct rt_seg *s, uint64_t from)
 	return found;
 }
 
+/*
+ * What a thread keeps from one read to the next: a decompression context and
+ * the buffer the compressed bytes are read into. Made on a thread's first
+ * read, freed when the thread ends (the filesystem's and the central's
+ * threads come and go).
+ */
+struct scratch {
+	LZ4F_dctx *dctx;
+	struct rt_buf data;
+};
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_key_err;
+static __thread struct scratch *scratch_tls;
+
+static void scratch_free(void *p)
+{
+	struct scratch *sc = p;
+
+	if (sc->dctx)
+		LZ4F_freeDecompressionContext(sc->dctx);
+	rt_buf_free(&sc->data);
+	free(sc);
+}
+
+static void scratch_key_make(void)
+{
+	scratch_key_err = pthread_key_create(&scratch_key, scratch_free);
+}
+
+static struct scratch *scratch(void)
+{
+	struct scratch *sc = scratch_tls;
+
+	if (sc)
+		return sc;
+	pthread_once(&scratch_once, scratch_key_make);
+	if (scratch_key_err)
+		return NULL;
+	sc = calloc(1, sizeof(*sc));
+	if (!sc)
+		return NULL;
+	if (LZ4F_isError(LZ4F_createDecompressionContext(&sc->dctx, LZ4F_VERSION))) {
+		free(sc);
+		return NULL;
+	}
+	if (pthread_setspecific(scratch_key, sc)) {
+		scratch_free(sc);
+		return NULL;
+	}
+	scratch_tls = sc;
+	return sc;
+}
+
 int rt_block_inflate(const uint8_t *data, uint32_t data_len, uint32_t body_len,
 		     struct rt_buf *body)
 {
-	static __thread LZ4F_dctx *dctx;
+	struct scratch *sc = scratch();
 	LZ4F_decompressOptions_t opt;
 	size_t dst = body_len, src = data_len, r;
 
-	if (!dctx && LZ4F_isError(LZ4F_createDecompressionContext(&dctx, LZ4F_VERSION)))
+	if (!sc)
 		return -ENOMEM;
 	body->len = 0;
 	if (rt_buf_reserve(body, body_len))
 		return -ENOMEM;
-	LZ4F_resetDecompressionContext(dctx);
+	LZ4F_resetDecompressionContext(sc->dctx);
 	/* The caller compared the XXH3-64 of every compressed byte with the
 	 * INDEX frame: LZ4's own XXH32 checks would only repeat it. The output
 	 * buffer is stable and whole, so LZ4 can write straight to it. */
 	memset(&opt, 0, sizeof(opt));
 	opt.stableDst = 1;
 	opt.skipChecksums = 1;
-	r = LZ4F_decompress(dctx, body->p, &dst, data, &src, &opt);
+	r = LZ4F_decompress(sc->dctx, body->p, &dst, data, &src, &opt);
 	if (LZ4F_isError(r) || r != 0 || dst != body_len || src != data_len)
 		return -EBADMSG;
 	body->len = dst;
@@ -764,15 +820,17 @@ int rt_block_inflate(const uint8_t *data, uint32_t data_len, uint32_t body_len,
 
 int rt_seg_read_body(struct rt_seg *s, uint32_t i, struct rt_buf *body)
 {
-	static __thread struct rt_buf tmp;
+	struct scratch *sc = scratch();
 	const struct rt_seg_block *b;
 	int err;
 
 	if (i >= s->nblocks)
 		return -EINVAL;
+	if (!sc)
+		return -ENOMEM;
 	b = &s->blocks[i];
-	err = check_data(s, b, &tmp);
+	err = check_data(s, b, &sc->data);
 	if (err)
 		return err;
-	return rt_block_inflate(tmp.p, b->data_len, b->body_len, body);
+	return rt_block_inflate(sc->data.p, b->data_len, b->body_len, body);
 }
