@@ -130,7 +130,8 @@ int rt_batch_check(struct rt_batch *b, const uint8_t *p, size_t n, const char *h
 		if (err == -ENOMEM)
 			return err;
 		if (err)
-			return no(b, RT_WE_DATA, "block %u: malformed INDEX frame", b->n - 1);
+			return no(b, RT_WE_DATA, "block %u of the batch: malformed INDEX frame",
+				  b->n);
 		if (wb.data_len != sb->data_len || XXH3_64bits(wb.data, wb.data_len) != sb->data_sum)
 			return no(b, RT_WE_DATA, "block #%" PRIu64 ": data checksum mismatch",
 				  sb->first_seq);

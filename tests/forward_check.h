@@ -394,9 +394,28 @@ static inline void fc_check_host(const struct fc *f, int h, int home, struct sc_
 /* Does @file contain @s? */
 static inline int fc_file_has(const char *file, const char *s)
 {
-	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "grep -qF -- '%s' '%s'", s, file);
-	return system(cmd) == 0;
+	char *buf = NULL;
+	size_t cap = 0, n = 0;
+	int found;
+	FILE *fp = fopen(file, "r");
+
+	if (!fp)
+		return 0;
+	for (;;) {
+		if (n + 4096 > cap) {
+			cap = cap ? cap * 2 : 65536;
+			buf = realloc(buf, cap + 1);
+			CHECK(buf, "realloc");
+		}
+		size_t r = fread(buf + n, 1, cap - n, fp);
+		if (r == 0)
+			break;
+		n += r;
+	}
+	fclose(fp);
+	found = buf && memmem(buf, n, s, strlen(s)) != NULL;
+	free(buf);
+	return found;
 }
 
 static inline void fc_cleanup(struct fc *f)

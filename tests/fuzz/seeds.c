@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "rtseg.h"
+#include "rtwire.h"
 #include "seeds.h"
 
 /* A small but varied set of records: every flag, binary and newline-holding
@@ -142,8 +143,55 @@ static int records(rt_seed_fn fn, void *arg)
 	return 1;
 }
 
+/* What a server reads from a sender: HELLO, AUTH, batches of the blocks of
+ * a real segment (the second repeating one block of the first), a GAP and
+ * a PING. */
+static int wire(rt_seed_fn fn, void *arg)
+{
+	struct rt_buf seg = {0}, out = {0};
+	struct rt_hello hello;
+	uint64_t index_off[4], next;
+	struct rt_seg *s;
+	uint8_t mac[RT_WIRE_MAC] = {1};
+	FILE *f;
+	int fd, count = 0;
+
+	if (build(&seg, 4, index_off, &next) || !(f = tmpfile()))
+		return -1;
+	fd = fileno(f);
+	memset(&hello, 0, sizeof(hello));
+	hello.version = RT_WIRE_VERSION;
+	strcpy(hello.host, "fuzz-host");
+	rt_wire_hello(&out, &hello);
+	rt_wire_auth(&out, mac, RT_WIRE_MAC);
+	if (write(fd, seg.p, seg.len) == (ssize_t)seg.len && rt_seg_open_fd(fd, 0, 0, &s) == 0) {
+		for (int batch = 0; batch < 2; batch++) {
+			size_t start = out.len;
+			rt_wire_begin(&out);
+			rt_wire_batch_start(&out);
+			for (uint32_t b = batch ? 1 : 0; b < (batch ? s->nblocks : 2); b++) {
+				const struct rt_seg_block *sb = &s->blocks[b];
+				rt_wire_batch_add(&out, start, seg.p + sb->index_off, sb->index_len,
+						  seg.p + sb->data_off, sb->data_len);
+			}
+			rt_wire_end(&out, start, RT_W_BATCH);
+		}
+		rt_seg_close(s);
+		rt_wire_gap(&out, next, next + 10);
+		rt_wire_empty(&out, RT_W_PING);
+		fn(arg, "stream.bin", out.p, out.len);
+		count++;
+	}
+	fclose(f);
+	rt_buf_free(&seg);
+	rt_buf_free(&out);
+	return count;
+}
+
 int rt_fuzz_seeds(const char *kind, rt_seed_fn fn, void *arg)
 {
+	if (!strcmp(kind, "wire"))
+		return wire(fn, arg);
 	if (!strcmp(kind, "segment"))
 		return segments(fn, arg);
 	if (!strcmp(kind, "block"))

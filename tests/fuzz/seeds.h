@@ -9,7 +9,7 @@
 typedef void (*rt_seed_fn)(void *arg, const char *name, const uint8_t *p, size_t n);
 
 /* Call @fn with every seed for the fuzzer @kind ("segment", "block",
- * "record"). @return the number of seeds, or -1 for an unknown kind. */
+ * "record", "wire"). @return the number of seeds, or -1 for an unknown kind. */
 int rt_fuzz_seeds(const char *kind, rt_seed_fn fn, void *arg);
 
 #endif
