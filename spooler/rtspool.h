@@ -103,6 +103,14 @@ int rt_spool_open_as(const char *path, const char *host, const uint8_t epoch[16]
 		     struct rt_spool **out);
 void rt_spool_close(struct rt_spool *sp);
 
+/*
+ * rt_spool_map_state - for a spool opened without the lock: map SPOOL/state
+ * if that was not possible at open (a reader that came before the spooler
+ * made it). @return 0 once sp->state is mapped, else -errno (-ENOENT: not
+ * there yet).
+ */
+int rt_spool_map_state(struct rt_spool *sp);
+
 /* rt_spool_list - the segments' first sequence numbers, ascending.
  * @return the count (the array is malloc'd), or -errno. */
 int rt_spool_list(struct rt_spool *sp, uint64_t **seqs);

@@ -190,6 +190,11 @@ static int map_state(struct rt_spool *sp, int writable)
 	return 0;
 }
 
+int rt_spool_map_state(struct rt_spool *sp)
+{
+	return sp->state ? 0 : map_state(sp, 0);
+}
+
 static int spool_open(const char *path, const char *host, const uint8_t *epoch, unsigned flags,
 		      struct rt_spool **out)
 {
