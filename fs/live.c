@@ -1,0 +1,410 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * live.c - the state poller, /tail readers, poll(), the scrubber.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "live.h"
+#include "read.h"
+
+struct rtfs_tail {
+	struct rtfs_node *node;
+	struct rtfs_view *view;
+	uint64_t pos;              /* next byte of the view to hand out */
+	int nonblock;
+	fuse_req_t parked;         /* a read waiting for data */
+	size_t parked_size;
+	struct fuse_pollhandle *ph;
+	struct rtfs_tail *prev, *next;
+};
+
+struct rtfs_live {
+	struct rtfs *fs;
+	pthread_mutex_t mu;        /* the tail list, each tail's pos/parked/ph */
+	pthread_cond_t kick;
+	struct rtfs_tail *tails;
+	int ntails;
+	int stop;
+	pthread_t poller, scrubber;
+	int have_poller, have_scrubber;
+	char mountpoint[4096];
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------------
+ * /tail
+ * ------------------------------------------------------------------------ */
+
+int rtfs_tail_open(struct rtfs *fs, struct rtfs_node *n, int flags, struct rtfs_tail **out)
+{
+	struct rtfs_live *lv = fs->live;
+	struct rtfs_tail *t = calloc(1, sizeof(*t));
+	int err;
+
+	if (!t)
+		return -ENOMEM;
+	t->node = n;
+	t->view = n->view;
+	t->nonblock = (flags & O_NONBLOCK) != 0;
+	err = rtfs_view_update(fs->m, t->view);
+	if (err < 0) {
+		free(t);
+		return err;
+	}
+	t->pos = rtfs_view_size(t->view);
+	pthread_mutex_lock(&lv->mu);
+	t->next = lv->tails;
+	if (lv->tails)
+		lv->tails->prev = t;
+	lv->tails = t;
+	lv->ntails++;
+	/* The poller goes to its fast pace. */
+	pthread_cond_signal(&lv->kick);
+	pthread_mutex_unlock(&lv->mu);
+	*out = t;
+	return 0;
+}
+
+/* Claim up to @size new bytes of @t: returns their start and sets *@n.
+ * lv->mu held. */
+static uint64_t claim(struct rtfs_tail *t, uint64_t vsize, size_t size, size_t *n)
+{
+	uint64_t from = t->pos, avail = vsize > t->pos ? vsize - t->pos : 0;
+
+	*n = avail < size ? (size_t)avail : size;
+	t->pos += *n;
+	return from;
+}
+
+/* Send @n bytes of @t's view at @from (a range claimed above). */
+static void send_range(struct rtfs *fs, struct rtfs_tail *t, fuse_req_t req, uint64_t from,
+		       size_t n)
+{
+	long r = rtfs_read_view(fs, req, t->view, from, n, NULL);
+
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+}
+
+static void on_interrupt(fuse_req_t req, void *data)
+{
+	struct rtfs_live *lv = data;
+	struct rtfs_tail *t;
+
+	/* The tail may be gone already: find the request by itself. */
+	pthread_mutex_lock(&lv->mu);
+	for (t = lv->tails; t; t = t->next)
+		if (t->parked == req) {
+			t->parked = NULL;
+			pthread_mutex_unlock(&lv->mu);
+			fuse_reply_err(req, EINTR);
+			return;
+		}
+	pthread_mutex_unlock(&lv->mu);
+}
+
+void rtfs_tail_read(struct rtfs *fs, struct rtfs_tail *t, fuse_req_t req, size_t size)
+{
+	struct rtfs_live *lv = fs->live;
+	uint64_t vsize, from;
+	size_t n;
+
+	rtfs_model_refresh(fs->m, 0);
+	if (rtfs_view_update(fs->m, t->view) < 0) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	vsize = rtfs_view_size(t->view);
+	pthread_mutex_lock(&lv->mu);
+	from = claim(t, vsize, size, &n);
+	if (n) {
+		pthread_mutex_unlock(&lv->mu);
+		send_range(fs, t, req, from, n);
+		return;
+	}
+	if (t->nonblock || t->parked) {
+		pthread_mutex_unlock(&lv->mu);
+		fuse_reply_err(req, EAGAIN);
+		return;
+	}
+	t->parked = req;
+	t->parked_size = size;
+	pthread_mutex_unlock(&lv->mu);
+	/* May call on_interrupt() at once if already interrupted; it takes
+	 * lv->mu, so it is called without it held. */
+	fuse_req_interrupt_func(req, on_interrupt, lv);
+}
+
+void rtfs_tail_poll(struct rtfs *fs, struct rtfs_tail *t, fuse_req_t req,
+		    struct fuse_pollhandle *ph)
+{
+	struct rtfs_live *lv = fs->live;
+	struct fuse_pollhandle *old = NULL;
+	unsigned revents = 0;
+
+	rtfs_model_refresh(fs->m, 0);
+	rtfs_view_update(fs->m, t->view);
+	pthread_mutex_lock(&lv->mu);
+	if (rtfs_view_size(t->view) > t->pos) {
+		revents = POLLIN | POLLRDNORM;
+		old = ph;
+	} else if (ph) {
+		old = t->ph;
+		t->ph = ph;
+		pthread_cond_signal(&lv->kick);
+	}
+	pthread_mutex_unlock(&lv->mu);
+	if (old)
+		fuse_pollhandle_destroy(old);
+	fuse_reply_poll(req, revents);
+}
+
+void rtfs_tail_release(struct rtfs *fs, struct rtfs_tail *t)
+{
+	struct rtfs_live *lv = fs->live;
+	fuse_req_t parked;
+
+	if (!t)
+		return;
+	pthread_mutex_lock(&lv->mu);
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		lv->tails = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	lv->ntails--;
+	parked = t->parked;
+	t->parked = NULL;
+	pthread_mutex_unlock(&lv->mu);
+	if (parked)
+		fuse_reply_err(parked, EINTR);
+	if (t->ph)
+		fuse_pollhandle_destroy(t->ph);
+	free(t);
+}
+
+/* New blocks: answer parked reads, notify poll handles. */
+static void serve_tails(struct rtfs *fs)
+{
+	struct rtfs_live *lv = fs->live;
+	struct rtfs_tail *t;
+
+	for (;;) {
+		struct fuse_pollhandle *ph = NULL;
+		fuse_req_t req = NULL;
+		uint64_t from = 0;
+		size_t n = 0;
+
+		pthread_mutex_lock(&lv->mu);
+		for (t = lv->tails; t; t = t->next) {
+			uint64_t vsize;
+			if (!t->parked && !t->ph)
+				continue;
+			/* Views only grow under their own lock; this one is
+			 * brief (the index is already refreshed). */
+			rtfs_view_update(fs->m, t->view);
+			vsize = rtfs_view_size(t->view);
+			if (vsize <= t->pos)
+				continue;
+			if (t->parked) {
+				req = t->parked;
+				t->parked = NULL;
+				from = claim(t, vsize, t->parked_size, &n);
+			}
+			ph = t->ph;
+			t->ph = NULL;
+			break;
+		}
+		pthread_mutex_unlock(&lv->mu);
+		if (!t)
+			return;
+		if (req)
+			send_range(fs, t, req, from, n);
+		if (ph) {
+			fuse_lowlevel_notify_poll(ph);
+			fuse_pollhandle_destroy(ph);
+		}
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * The poller
+ * ------------------------------------------------------------------------ */
+
+/* As root, give the mount a larger kernel readahead than the 128 KiB the
+ * kernel offers FUSE: sequential readers then send large, concurrent
+ * requests, which the prefetch workers turn into parallel rendering. */
+static void set_readahead(struct rtfs_live *lv)
+{
+	char path[128], val[32];
+	struct stat st;
+	int fd, n;
+
+	if (!lv->fs->o.readahead_kb || stat(lv->mountpoint, &st) < 0)
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev),
+		 minor(st.st_dev));
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = snprintf(val, sizeof(val), "%u", lv->fs->o.readahead_kb);
+	if (write(fd, val, (size_t)n) != n) {
+		/* not root, or not allowed: the kernel's default stays */
+	}
+	close(fd);
+}
+
+static void *poller(void *arg)
+{
+	struct rtfs_live *lv = arg;
+	struct rtfs *fs = lv->fs;
+	uint64_t last_full = mono_ns();
+	uint32_t seen = rtfs_model_nblocks(fs->m);
+	int ra_done = 0;
+
+	pthread_mutex_lock(&lv->mu);
+	while (!lv->stop) {
+		struct timespec ts;
+		uint64_t now, wait;
+		uint32_t nb;
+		int full;
+
+		pthread_mutex_unlock(&lv->mu);
+		if (!ra_done) {
+			set_readahead(lv);
+			ra_done = 1;
+		}
+		now = mono_ns();
+		full = now - last_full >= 1000ull * 1000000;
+		if (full)
+			last_full = now;
+		rtfs_model_refresh(fs->m, full);
+		nb = rtfs_model_nblocks(fs->m);
+		if (nb != seen) {
+			seen = nb;
+			serve_tails(fs);
+		}
+		pthread_mutex_lock(&lv->mu);
+		if (lv->stop)
+			break;
+		wait = (uint64_t)(lv->ntails ? fs->o.poll_us : fs->o.idle_poll_us) * 1000;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (long)(wait % 1000000000);
+		ts.tv_sec += (time_t)(wait / 1000000000) + ts.tv_nsec / 1000000000;
+		ts.tv_nsec %= 1000000000;
+		pthread_cond_timedwait(&lv->kick, &lv->mu, &ts);
+	}
+	pthread_mutex_unlock(&lv->mu);
+	rtfs_model_thread_done();
+	return NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * The scrubber (-o scrub): every block's checksum, slowly, once.
+ * ------------------------------------------------------------------------ */
+
+static void *scrubber(void *arg)
+{
+	struct rtfs_live *lv = arg;
+	struct rtfs *fs = lv->fs;
+	uint32_t gid = 0;
+
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+	pthread_mutex_lock(&lv->mu);
+	while (!lv->stop) {
+		struct timespec ts;
+		uint32_t n, done = 0;
+
+		pthread_mutex_unlock(&lv->mu);
+		n = rtfs_model_nblocks(fs->m);
+		while (gid < n && done < 64) {
+			struct rtfs_block *b = rtfs_model_block(fs->m, gid++);
+			if (__atomic_load_n(&b->health, __ATOMIC_RELAXED) == 0)
+				rtfs_block_check(fs->m, b);
+			done++;
+		}
+		pthread_mutex_lock(&lv->mu);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += gid < n ? 10 * 1000000 : 0;
+		ts.tv_sec += gid < n ? 0 : 1;
+		ts.tv_sec += ts.tv_nsec / 1000000000;
+		ts.tv_nsec %= 1000000000;
+		if (!lv->stop)
+			pthread_cond_timedwait(&lv->kick, &lv->mu, &ts);
+	}
+	pthread_mutex_unlock(&lv->mu);
+	return NULL;
+}
+
+int rtfs_live_start(struct rtfs *fs, const char *mountpoint)
+{
+	struct rtfs_live *lv = calloc(1, sizeof(*lv));
+	int err;
+
+	if (!lv)
+		return -ENOMEM;
+	lv->fs = fs;
+	snprintf(lv->mountpoint, sizeof(lv->mountpoint), "%s", mountpoint ? mountpoint : "");
+	pthread_mutex_init(&lv->mu, NULL);
+	pthread_cond_init(&lv->kick, NULL);
+	fs->live = lv;
+	err = pthread_create(&lv->poller, NULL, poller, lv);
+	if (err) {
+		fs->live = NULL;
+		free(lv);
+		return -err;
+	}
+	lv->have_poller = 1;
+	if (fs->o.scrub && pthread_create(&lv->scrubber, NULL, scrubber, lv) == 0)
+		lv->have_scrubber = 1;
+	return 0;
+}
+
+void rtfs_live_stop(struct rtfs *fs)
+{
+	struct rtfs_live *lv = fs->live;
+
+	if (!lv)
+		return;
+	pthread_mutex_lock(&lv->mu);
+	lv->stop = 1;
+	pthread_cond_broadcast(&lv->kick);
+	pthread_mutex_unlock(&lv->mu);
+	if (lv->have_poller)
+		pthread_join(lv->poller, NULL);
+	if (lv->have_scrubber)
+		pthread_join(lv->scrubber, NULL);
+	/* Tails still open (the kernel went away first) end here. */
+	while (lv->tails) {
+		struct rtfs_tail *t = lv->tails;
+		lv->tails = t->next;
+		if (t->parked)
+			fuse_reply_err(t->parked, EINTR);
+		if (t->ph)
+			fuse_pollhandle_destroy(t->ph);
+		free(t);
+	}
+	pthread_mutex_destroy(&lv->mu);
+	pthread_cond_destroy(&lv->kick);
+	free(lv);
+	fs->live = NULL;
+}
