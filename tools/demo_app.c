@@ -10,8 +10,10 @@
  */
 #include <ringtail.h>
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 int main(int argc, char **argv)
 {
@@ -19,6 +21,9 @@ int main(int argc, char **argv)
 	long n = argc > 1 ? strtol(argv[1], NULL, 10) : 1000, i, failed = 0;
 	struct rt_opts o = {0};
 	uint8_t trace[16], span[8];
+	/* Trace ids differ from run to run (the time, and where the stack
+	 * is): each request's trace is its own. */
+	uint32_t run = (uint32_t)time(NULL) ^ (uint32_t)(uintptr_t)&n;
 	int err;
 
 	err = rt_set_service("api");
@@ -35,6 +40,9 @@ int main(int argc, char **argv)
 		int ms = (int)((i * 37) % 900);
 		for (int k = 0; k < 16; k++)
 			trace[k] = (uint8_t)(i * 131 + k * 7 + 1);
+		for (int k = 0; k < 4; k++)
+			trace[k] = (uint8_t)(run >> (8 * k));
+		trace[4] = (uint8_t)(i >> 8);
 		for (int k = 0; k < 8; k++)
 			span[k] = (uint8_t)(i + k);
 
