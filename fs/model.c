@@ -282,6 +282,19 @@ int rtfs_block_maybe_trace(struct rtfs_block *b, const uint8_t trace[16])
 	return r;
 }
 
+void rtfs_block_willneed(struct rtfs_block *b)
+{
+	uint64_t off;
+	uint32_t len;
+
+	pthread_rwlock_rdlock(&b->seg->lock);
+	off = b->seg->s->blocks[b->idx].data_off;
+	len = b->seg->s->blocks[b->idx].data_len;
+	pthread_rwlock_unlock(&b->seg->lock);
+	/* Only a hint: the read that follows checks everything. */
+	(void)posix_fadvise(b->seg->fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
+}
+
 int rtfs_block_check(struct rtfs_model *m, struct rtfs_block *b)
 {
 	uint64_t off, sum;

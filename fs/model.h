@@ -243,6 +243,12 @@ void rtfs_block_local_sids(const struct rtfs_model *m, const struct rt_block *bl
 int rtfs_block_maybe_trace(struct rtfs_block *b, const uint8_t trace[16]);
 
 /*
+ * rtfs_block_willneed - start reading block @b's DATA frame from the disk
+ * (posix_fadvise WILLNEED), for a read of it that comes soon.
+ */
+void rtfs_block_willneed(struct rtfs_block *b);
+
+/*
  * rtfs_block_check - check block @b's DATA frame against its checksum
  * without decompressing it (the scrubber). @return 0, -EIO if damaged.
  */

@@ -365,6 +365,8 @@ void rtfs_cache_prefetch(struct rtfs_cache *c, uint32_t gid, const struct rtfs_f
 	c->qn++;
 	pthread_cond_signal(&c->work);
 	pthread_mutex_unlock(&c->mu);
+	/* The disk starts on it now, not when a worker gets to it. */
+	rtfs_block_willneed(rtfs_model_block(c->m, gid));
 }
 
 static void *worker(void *arg)
