@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -253,16 +251,74 @@ static void serve_tails(struct rtfs *fs)
 /* As root, give the mount a larger kernel readahead than the 128 KiB the
  * kernel offers FUSE: sequential readers then send large, concurrent
  * requests, which the prefetch workers turn into parallel rendering. */
+/* Undo mountinfo's octal escapes (\040 for a space...) in place. */
+static void unescape(char *s)
+{
+	char *w = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*w++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
+			s += 3;
+		} else {
+			*w++ = *s;
+		}
+	}
+	*w = '\0';
+}
+
+/*
+ * The device number of our mount, from /proc/self/mountinfo (the last FUSE
+ * mount on our mount point). Never stat() the mount point: that is a request
+ * to ourselves, and one that nobody answers once the session loop has ended
+ * (a SIGTERM right after mounting) would keep this thread, and so the
+ * unmount, waiting forever.
+ */
+static int mount_dev(const char *mnt, unsigned *maj, unsigned *min)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+	int found = 0;
+
+	if (!f)
+		return 0;
+	while (getline(&line, &cap, f) > 0) {
+		unsigned a, b;
+		char *mp, *sep;
+		int pos = 0;
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT ... - FSTYPE SOURCE ... */
+		if (sscanf(line, "%*u %*u %u:%u %*s %n", &a, &b, &pos) != 2 || !pos)
+			continue;
+		mp = line + pos;
+		sep = strchr(mp, ' ');
+		if (!sep)
+			continue;
+		*sep = '\0';
+		if (!strstr(sep + 1, " - fuse"))
+			continue;
+		unescape(mp);
+		if (!strcmp(mp, mnt)) {
+			*maj = a;
+			*min = b;
+			found = 1;
+		}
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
 static void set_readahead(struct rtfs_live *lv)
 {
 	char path[128], val[32];
-	struct stat st;
+	unsigned maj, min;
 	int fd, n;
 
-	if (!lv->fs->o.readahead_kb || stat(lv->mountpoint, &st) < 0)
+	if (!lv->fs->o.readahead_kb || !mount_dev(lv->mountpoint, &maj, &min))
 		return;
-	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev),
-		 minor(st.st_dev));
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", maj, min);
 	fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
