@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -73,42 +72,6 @@ static const char usage[] =
 	"                     shows in /stats; otherwise it is found when read)\n"
 	"  -o allow_other     let other users in (permissions still apply)\n"
 	"  other -o options are libfuse's (ringtailfs -h lists them)\n";
-
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-	uint64_t mul = 1;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	switch (*end) {
-	case '\0':
-		break;
-	case 'k':
-	case 'K':
-		mul = 1ull << 10;
-		break;
-	case 'm':
-	case 'M':
-		mul = 1ull << 20;
-		break;
-	case 'g':
-	case 'G':
-		mul = 1ull << 30;
-		break;
-	default:
-		return -EINVAL;
-	}
-	if (*end && end[1] && strcasecmp(end + 1, "B") && strcasecmp(end + 1, "iB"))
-		return -EINVAL;
-	if (v > UINT64_MAX / mul)
-		return -EINVAL;
-	*out = v * mul;
-	return 0;
-}
 
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
@@ -213,21 +176,21 @@ int main(int argc, char **argv)
 	fs.o.readahead_kb = 4096;
 	fs.o.scrub = c.scrub;
 	fs.o.blksize = fs.o.max_read;
-	if (c.cache && (parse_size(c.cache, &v) || v < (1u << 20))) {
+	if (c.cache && (rt_parse_size(c.cache, &v) || v < (1u << 20))) {
 		fprintf(stderr, "ringtailfs: bad cache size '%s' (at least 1M)\n", c.cache);
 		rc = 2;
 		goto out;
 	} else if (c.cache) {
 		fs.o.cache_bytes = v;
 	}
-	if (c.prefetch && parse_size(c.prefetch, &v)) {
+	if (c.prefetch && rt_parse_size(c.prefetch, &v)) {
 		fprintf(stderr, "ringtailfs: bad prefetch size '%s'\n", c.prefetch);
 		rc = 2;
 		goto out;
 	} else if (c.prefetch) {
 		fs.o.prefetch_bytes = v;
 	}
-	if (c.readahead && (parse_size(c.readahead, &v) || v > (1ull << 30))) {
+	if (c.readahead && (rt_parse_size(c.readahead, &v) || v > (1ull << 30))) {
 		fprintf(stderr, "ringtailfs: bad readahead size '%s'\n", c.readahead);
 		rc = 2;
 		goto out;

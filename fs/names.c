@@ -129,24 +129,6 @@ static void slice_name(uint32_t h0, int hours, char *out, size_t n)
 		snprintf(out, n, "%04d-%02u-%02uT%02u", y, m, d, h0 % 24);
 }
 
-static int parse_trace(const char *s, uint8_t out[16])
-{
-	for (int i = 0; i < 32; i++) {
-		int c = s[i], v;
-		if (c >= '0' && c <= '9')
-			v = c - '0';
-		else if (c >= 'a' && c <= 'f')
-			v = c - 'a' + 10;
-		else
-			return -ENOENT;
-		if (i % 2 == 0)
-			out[i / 2] = (uint8_t)(v << 4);
-		else
-			out[i / 2] |= (uint8_t)v;
-	}
-	return s[32] == '\0' ? 0 : -ENOENT;
-}
-
 static void trace_hex(const uint8_t t[16], char out[33])
 {
 	static const char hx[] = "0123456789abcdef";
@@ -296,7 +278,7 @@ static int child(struct rtfs *fs, struct rtfs_node *p, const char *name, struct 
 		return 0;
 	}
 	case RTFS_TRACES: {
-		int err = parse_trace(name, t->trace);
+		int err = rt_parse_hex(name, t->trace, 16, RT_HEX_LOWER) ? -ENOENT : 0;
 		if (err)
 			return err;
 		t->kind = RTFS_TRACE;

@@ -236,4 +236,22 @@ uint64_t rt_consumer_ring_id(struct rt_consumer *c);
 /* rt_consumer_pending - marks delivered but not yet released. */
 size_t rt_consumer_pending(struct rt_consumer *c);
 
+/* ------------------------------------------------------------------------
+ * What users type (shm/parse.c): one parser for every program
+ * ------------------------------------------------------------------------ */
+
+/* rt_parse_size - "4096", "64K", "64M", "4G", "1T" (powers of 1024; "64MB"
+ * and "64MiB" too). @return 0, or -EINVAL for anything else or an overflow. */
+int rt_parse_size(const char *s, uint64_t *out);
+
+/* rt_parse_duration - a number with ns, us, ms, s, m, h or d (none: seconds)
+ * into nanoseconds. @return 0 or -EINVAL. */
+int rt_parse_duration(const char *s, uint64_t *ns);
+
+#define RT_HEX_LOWER 0x1u /* only lower-case digits (canonical file names) */
+
+/* rt_parse_hex - exactly 2*@n hex digits into @n bytes. @return 0 or
+ * -EINVAL. */
+int rt_parse_hex(const char *s, uint8_t *out, size_t n, unsigned flags);
+
 #endif /* RTSHM_H */

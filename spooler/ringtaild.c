@@ -6,7 +6,6 @@
  * ring as service "ringtaild" (and to stderr when they are warnings or the
  * ring cannot take them).
  */
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
@@ -50,77 +49,6 @@ static void log_cb(void *arg, int sev, const char *msg)
 	last_err = err;
 	if (err || sev >= RT_WARN || !quiet)
 		fprintf(stderr, "ringtaild: %s\n", msg);
-}
-
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-	uint64_t mul = 1;
-
-	if (!isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	switch (toupper((unsigned char)*end)) {
-	case '\0':
-		break;
-	case 'K':
-		mul = 1ull << 10;
-		break;
-	case 'M':
-		mul = 1ull << 20;
-		break;
-	case 'G':
-		mul = 1ull << 30;
-		break;
-	case 'T':
-		mul = 1ull << 40;
-		break;
-	default:
-		return -EINVAL;
-	}
-	if (*end && end[1] && strcasecmp(end + 1, "B") && strcasecmp(end + 1, "iB"))
-		return -EINVAL;
-	if (v > UINT64_MAX / mul)
-		return -EINVAL;
-	*out = v * mul;
-	return 0;
-}
-
-/* "500us", "2ms", "30s", "15m", "1h", "7d" (a bare number is seconds). */
-static int parse_duration(const char *s, uint64_t *ns)
-{
-	static const struct {
-		const char *unit;
-		uint64_t mul;
-	} units[] = {{"ns", 1},
-		     {"us", 1000},
-		     {"ms", 1000000},
-		     {"s", 1000000000ull},
-		     {"m", 60ull * 1000000000},
-		     {"h", 3600ull * 1000000000},
-		     {"d", 86400ull * 1000000000},
-		     {"", 1000000000ull}};
-	char *end;
-	unsigned long long v;
-
-	if (!isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-		if (!strcmp(end, units[i].unit)) {
-			if (v > UINT64_MAX / units[i].mul)
-				return -EINVAL;
-			*ns = v * units[i].mul;
-			return 0;
-		}
-	return -EINVAL;
 }
 
 static const char *default_spool(char *buf, size_t n)
@@ -214,7 +142,7 @@ int main(int argc, char **argv)
 			cfg.ring_path = optarg;
 			break;
 		case 'S':
-			err = parse_size(optarg, &cfg.ring_size);
+			err = rt_parse_size(optarg, &cfg.ring_size);
 			break;
 		case 'G': {
 			struct group *g = getgrnam(optarg);
@@ -232,24 +160,24 @@ int main(int argc, char **argv)
 			cfg.host = optarg;
 			break;
 		case 'z':
-			err = parse_size(optarg, &cfg.segment_bytes);
+			err = rt_parse_size(optarg, &cfg.segment_bytes);
 			break;
 		case 'a':
-			err = parse_duration(optarg, &cfg.segment_age_ns);
+			err = rt_parse_duration(optarg, &cfg.segment_age_ns);
 			break;
 		case 'b':
-			err = parse_size(optarg, &cfg.retain_bytes);
+			err = rt_parse_size(optarg, &cfg.retain_bytes);
 			break;
 		case 'A':
-			err = parse_duration(optarg, &cfg.retain_age_ns);
+			err = rt_parse_duration(optarg, &cfg.retain_age_ns);
 			break;
 		case 'k':
-			err = parse_size(optarg, &cfg.block_bytes);
+			err = rt_parse_size(optarg, &cfg.block_bytes);
 			if (!err && (cfg.block_bytes < 4096 || cfg.block_bytes > (256u << 20)))
 				err = -EINVAL;
 			break;
 		case 'w':
-			err = parse_duration(optarg, &cfg.commit_ns);
+			err = rt_parse_duration(optarg, &cfg.commit_ns);
 			break;
 		case 'f':
 			if (!strcmp(optarg, "block"))
@@ -269,7 +197,7 @@ int main(int argc, char **argv)
 			key_file = optarg;
 			break;
 		case 'B':
-			err = parse_size(optarg, &cfg.retain_hard_bytes);
+			err = rt_parse_size(optarg, &cfg.retain_hard_bytes);
 			break;
 		case 'q':
 			quiet = 1;

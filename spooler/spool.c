@@ -33,24 +33,6 @@ void rt_epoch_hex(const uint8_t epoch[16], char out[33])
 	out[32] = '\0';
 }
 
-static int unhex16(const char *s, uint8_t out[16])
-{
-	for (int i = 0; i < 32; i++) {
-		int c = s[i], v;
-		if (c >= '0' && c <= '9')
-			v = c - '0';
-		else if (c >= 'a' && c <= 'f')
-			v = c - 'a' + 10;
-		else
-			return -EINVAL;
-		if (i % 2 == 0)
-			out[i / 2] = (uint8_t)(v << 4);
-		else
-			out[i / 2] |= (uint8_t)v;
-	}
-	return s[32] == '\0' ? 0 : -EINVAL;
-}
-
 int rt_state_read(const struct rt_spool_state *st, struct rt_spool_state *out)
 {
 	for (int tries = 0; tries < 1000; tries++) {
@@ -97,7 +79,7 @@ static int read_meta(struct rt_spool *sp)
 				return -EPROTONOSUPPORT;
 			seen |= 1;
 		} else if (!strcmp(line, "epoch")) {
-			if (unhex16(sp_, sp->epoch))
+			if (rt_parse_hex(sp_, sp->epoch, 16, RT_HEX_LOWER))
 				return -EBADMSG;
 			seen |= 2;
 		} else if (!strcmp(line, "host")) {

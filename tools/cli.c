@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "ringtail.h"
+#include "rtshm.h"
 
 int cli_parse_u64(const char *s, uint64_t *out)
 {
@@ -28,44 +29,7 @@ int cli_parse_u64(const char *s, uint64_t *out)
 
 int cli_parse_size(const char *s, uint64_t *out)
 {
-	char *end;
-	unsigned long long v;
-	uint64_t mul = 1;
-
-	if (!s || !isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	switch (toupper((unsigned char)*end)) {
-	case '\0':
-		break;
-	case 'K':
-		mul = 1ull << 10;
-		break;
-	case 'M':
-		mul = 1ull << 20;
-		break;
-	case 'G':
-		mul = 1ull << 30;
-		break;
-	default:
-		return -EINVAL;
-	}
-	if (*end) {
-		end++;
-		if (toupper((unsigned char)*end) == 'I')
-			end++;
-		if (toupper((unsigned char)*end) == 'B')
-			end++;
-		if (*end)
-			return -EINVAL;
-	}
-	if (v > UINT64_MAX / mul)
-		return -EINVAL;
-	*out = v * mul;
-	return 0;
+	return rt_parse_size(s, out);
 }
 
 int cli_parse_severity(const char *s)
@@ -94,29 +58,9 @@ int cli_parse_severity(const char *s)
 	return -EINVAL;
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = tolower(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 int cli_parse_hex(const char *s, uint8_t *out, size_t n)
 {
-	size_t i;
-
-	if (strlen(s) != 2 * n)
-		return -EINVAL;
-	for (i = 0; i < n; i++) {
-		int hi = hexval((unsigned char)s[2 * i]), lo = hexval((unsigned char)s[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return -EINVAL;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return 0;
+	return rt_parse_hex(s, out, n, 0);
 }
 
 void cli_err(const char *fmt, ...)
