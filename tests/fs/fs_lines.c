@@ -164,9 +164,9 @@ static int check_filter(const struct rt_block *blk, uint64_t first_seq, const ch
 int main(void)
 {
 	static const uint64_t firsts[] = {1, 9999990, 99999999999999990ull, 18446744073709500000ull};
-	static const char *const hosts[] = {"web01", "h",
-					    "a-very-long-host-name.with.many.labels.example.internal."
-					    "datacenter-7.region-north.example.com"};
+	static const char long_host[] = "a-very-long-host-name.with.many.labels.example.internal."
+					"datacenter-7.region-north.example.com";
+	static const char *const hosts[] = {"web01", "h", long_host};
 	char path[] = "/tmp/rt-test-fs-lines-XXXXXX";
 	struct rt_buf body = {0};
 	struct rt_block blk;
