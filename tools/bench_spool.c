@@ -11,7 +11,6 @@
  * settings on one core: its speed and ratio are the baseline.
  */
 #include <dirent.h>
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <lz4frame.h>
@@ -20,36 +19,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench_common.h"
 #include "cli.h"
 #include "rtspool.h"
 
-struct input {
-	char *text;        /* the lines, each ending in '\n' */
-	size_t len;
-	uint32_t *off;     /* start of each line */
-	uint32_t *llen;    /* its length without the '\n' */
-	size_t nlines;
-};
-
 struct shared {
-	const struct input *in;
+	const struct bench_input *in;
 	volatile int stop;
 	volatile int go;
 	uint64_t written;
 	uint64_t bytes;
 	uint64_t retries;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void pin(int cpu)
 {
@@ -61,126 +44,10 @@ static void pin(int cpu)
 	sched_setaffinity(0, sizeof(set), &set);
 }
 
-static int add_line(struct input *in, const char *s, size_t n)
-{
-	static size_t cap_text, cap_lines;
-
-	if (in->len + n + 1 > cap_text) {
-		size_t c = cap_text ? cap_text * 2 : (1u << 24);
-		char *t;
-		while (c < in->len + n + 1)
-			c *= 2;
-		t = realloc(in->text, c);
-		if (!t)
-			return -ENOMEM;
-		in->text = t;
-		cap_text = c;
-	}
-	if (in->nlines == cap_lines) {
-		size_t c = cap_lines ? cap_lines * 2 : 65536;
-		uint32_t *o = realloc(in->off, c * sizeof(*o)), *l;
-		if (!o)
-			return -ENOMEM;
-		in->off = o;
-		l = realloc(in->llen, c * sizeof(*l));
-		if (!l)
-			return -ENOMEM;
-		in->llen = l;
-		cap_lines = c;
-	}
-	in->off[in->nlines] = (uint32_t)in->len;
-	in->llen[in->nlines] = (uint32_t)n;
-	memcpy(in->text + in->len, s, n);
-	in->text[in->len + n] = '\n';
-	in->len += n + 1;
-	in->nlines++;
-	return 0;
-}
-
-/* Synthetic records of --size bytes that read like an access log: a fixed
- * shape with varying fields (paths, statuses, sizes, durations, users). */
-static int make_synthetic(struct input *in, size_t size)
-{
-	static const char *const users[] = {"alice", "bob", "carol", "dave", "erin", "frank"};
-	static const char *const paths[] = {"/api/v1/orders", "/api/v1/users", "/login",
-					    "/api/v1/cart", "/healthz", "/api/v2/search"};
-	static const char *const verbs[] = {"GET", "POST", "PUT", "DELETE"};
-	char line[65536];
-	uint64_t x = 88172645463325252ull;
-
-	for (int i = 0; i < 200000; i++) {
-		size_t n;
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		n = (size_t)snprintf(line, sizeof(line),
-				     "%s %s status=%u bytes=%u took=%ums user=%s worker=%u cache=%s",
-				     verbs[x % 4], paths[(x >> 8) % 6], (x >> 12) % 20 ? 200u : 500u,
-				     (unsigned)((x >> 16) % 9000), (unsigned)((x >> 24) % 300),
-				     users[(x >> 32) % 6], (unsigned)((x >> 40) % 16),
-				     (x >> 56) % 3 ? "hit" : "miss");
-		/* Longer records go on the way access logs do. */
-		while (n < size)
-			n += (size_t)snprintf(line + n, sizeof(line) - n,
-					      " agent=Mozilla/5.0 (X11; Linux x86_64) upstream=10.0.%u.%u",
-					      (unsigned)((x >> 44) % 4), (unsigned)((x >> 48) % 250));
-		if (add_line(in, line, size))
-			return -ENOMEM;
-	}
-	return 0;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The lines of every regular file in @dir (sorted by name). */
-static int load_corpus(struct input *in, const char *dir)
-{
-	char *names[256];
-	int n = 0, err = 0;
-	struct dirent *de;
-	DIR *d = opendir(dir);
-
-	if (!d)
-		return -errno;
-	while ((de = readdir(d)) && n < 256) {
-		size_t l = strlen(de->d_name);
-		if (l > 4 && !strcmp(de->d_name + l - 4, ".log"))
-			names[n++] = strdup(de->d_name);
-	}
-	closedir(d);
-	qsort(names, (size_t)n, sizeof(names[0]), cmp_str);
-	for (int i = 0; i < n; i++) {
-		char path[4096], *line = NULL;
-		size_t cap = 0;
-		ssize_t len;
-		FILE *f;
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		f = fopen(path, "r");
-		free(names[i]);
-		if (!f)
-			continue;
-		while (!err && (len = getline(&line, &cap, f)) > 0) {
-			if (line[len - 1] == '\n')
-				len--;
-			if (len > 0 && line[len - 1] == '\r')
-				len--;
-			err = add_line(in, line, (size_t)len);
-		}
-		free(line);
-		fclose(f);
-	}
-	if (!err && in->nlines == 0)
-		err = -ENOENT;
-	return err;
-}
-
 static void *writer(void *arg)
 {
 	struct shared *sh = arg;
-	const struct input *in = sh->in;
+	const struct bench_input *in = sh->in;
 	size_t i = 0;
 
 	pin(1);
@@ -207,7 +74,7 @@ static void *writer(void *arg)
 
 /* lz4 -1 on the same bytes: the frame settings of the lz4 command (4 MiB
  * independent blocks, content checksum), level 1, one core. */
-static void lz4_baseline(const struct input *in, double *mbps, double *ratio)
+static void lz4_baseline(const struct bench_input *in, double *mbps, double *ratio)
 {
 	LZ4F_preferences_t p;
 	size_t cap, out = 0;
@@ -226,37 +93,15 @@ static void lz4_baseline(const struct input *in, double *mbps, double *ratio)
 		return;
 	}
 	for (int r = 0; r < 5; r++) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = bench_now_ns();
 		out = LZ4F_compressFrame(dst, cap, in->text, in->len, &p);
-		double s = (double)(now_ns() - t0) / 1e9, v = (double)in->len / 1e6 / s;
+		double s = (double)(bench_now_ns() - t0) / 1e9, v = (double)in->len / 1e6 / s;
 		if (v > best)
 			best = v;
 	}
 	free(dst);
 	*mbps = best;
 	*ratio = LZ4F_isError(out) ? 0 : (double)in->len / (double)out;
-}
-
-static uint64_t dir_bytes(const char *dir)
-{
-	uint64_t total = 0;
-	struct dirent *de;
-	DIR *d = opendir(dir);
-
-	if (!d)
-		return 0;
-	while ((de = readdir(d))) {
-		uint64_t seq;
-		struct stat st;
-		char path[4400];
-		if (rt_seg_parse_name(de->d_name, &seq))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (stat(path, &st) == 0)
-			total += (uint64_t)st.st_size;
-	}
-	closedir(d);
-	return total;
 }
 
 static int cmp_dbl(const void *a, const void *b)
@@ -300,7 +145,7 @@ int bench_spool(int argc, char **argv)
 		{"json", no_argument, NULL, 'j'},         {"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	struct input in;
+	struct bench_input in;
 	uint64_t size = 100, secs = 3, rounds = 3, v;
 	const char *corpus = NULL, *base = "/var/tmp";
 	int json = 0, c, fsync_mode = RT_FSYNC_BLOCK, ret = 1;
@@ -346,12 +191,12 @@ int bench_spool(int argc, char **argv)
 		}
 	}
 	if (corpus) {
-		int err = load_corpus(&in, corpus);
+		int err = bench_input_corpus(&in, corpus);
 		if (err) {
 			cli_err("%s: cannot read log files (%s)", corpus, strerror(-err));
 			return 1;
 		}
-	} else if (make_synthetic(&in, size)) {
+	} else if (bench_input_synthetic(&in, size)) {
 		cli_err("out of memory");
 		return 1;
 	}
@@ -398,15 +243,15 @@ int bench_spool(int argc, char **argv)
 		pthread_create(&th, NULL, writer, &sh);
 		sh.go = 1;
 		/* Warm up a second, then measure. */
-		t0 = now_ns();
-		while (now_ns() - t0 < 1000000000ull)
+		t0 = bench_now_ns();
+		while (bench_now_ns() - t0 < 1000000000ull)
 			rt_spoold_step(d, 1);
 		rt_spoold_get_stats(d, &st0);
 		w0 = __atomic_load_n(&sh.written, __ATOMIC_RELAXED);
 		b0 = __atomic_load_n(&sh.bytes, __ATOMIC_RELAXED);
 		out0 = st0.bytes_out;
-		t0 = now_ns();
-		while ((t1 = now_ns()) - t0 < secs * 1000000000ull)
+		t0 = bench_now_ns();
+		while ((t1 = bench_now_ns()) - t0 < secs * 1000000000ull)
 			rt_spoold_step(d, 1);
 		rt_spoold_get_stats(d, &st1);
 		w1 = __atomic_load_n(&sh.written, __ATOMIC_RELAXED);
@@ -436,7 +281,7 @@ int bench_spool(int argc, char **argv)
 		/* Writers move to the next round's ring when this one is marked
 		 * dead. */
 		rt_ring_remove(ring);
-		if (dir_bytes(dir) == 0) {
+		if (bench_segment_bytes(dir) == 0) {
 			cli_err("nothing was written to %s", dir);
 			goto out;
 		}
@@ -465,9 +310,7 @@ int bench_spool(int argc, char **argv)
 	ret = 0;
 out:
 	unlink(ring);
-	free(in.text);
-	free(in.off);
-	free(in.llen);
+	bench_input_free(&in);
 	return ret;
 bad:
 	fputs(usage, stderr);

@@ -458,6 +458,8 @@ int cmd_bench(int argc, char **argv)
 		return bench_spool(argc - 1, argv + 1);
 	if (argc >= 2 && !strcmp(argv[1], "fs"))
 		return bench_fs(argc - 1, argv + 1);
-	cli_err("usage: ringtail bench writer|spool|fs ... (see ringtail --help)");
+	if (argc >= 2 && !strcmp(argv[1], "forward"))
+		return bench_forward(argc - 1, argv + 1);
+	cli_err("usage: ringtail bench writer|spool|fs|forward ... (see ringtail --help)");
 	return 2;
 }

@@ -17,6 +17,7 @@ int cmd_verify(int argc, char **argv);
 int bench_writer(int argc, char **argv);
 int bench_fs(int argc, char **argv);
 int bench_spool(int argc, char **argv);
+int bench_forward(int argc, char **argv);
 
 /* $RINGTAIL_SPOOL, or ringtaild's default spool for this user. */
 const char *cli_default_spool(void);
