@@ -24,7 +24,6 @@
  *
  * With --json the last line is one JSON object.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -42,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_common.h"
 #include "cli.h"
 #include "ringtail.h"
 #include "rtshm.h"
@@ -70,19 +70,6 @@ struct paths {
 	char grep_out[300];
 };
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec d = {ms / 1000, (long)(ms % 1000) * 1000000};
-	nanosleep(&d, NULL);
-}
-
 /* xorshift64* */
 static uint64_t rnd(uint64_t *s)
 {
@@ -96,106 +83,9 @@ static uint64_t rnd(uint64_t *s)
  * Finding the binaries
  * ------------------------------------------------------------------------ */
 
-/* @dir/@name if it is an executable (0), else -ENOENT. */
-static int try_bin(const char *dir, const char *name, char *out)
-{
-	int n = snprintf(out, PATH_MAX, "%s/%s", dir, name);
-
-	if (n < 0 || n >= PATH_MAX)
-		return -ENOENT;
-	return access(out, X_OK) == 0 ? 0 : -ENOENT;
-}
-
-static int find_bin(const char *name, const char *rel, char *out)
-{
-	const char *env = getenv("RINGTAIL_BIN_DIR");
-	char self[PATH_MAX], dir[PATH_MAX + 16], *slash;
-	ssize_t n;
-
-	if (env && *env && try_bin(env, name, out) == 0)
-		return 0;
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n > 0) {
-		self[n] = '\0';
-		slash = strrchr(self, '/');
-		if (slash) {
-			*slash = '\0';
-			/* the build tree (build/tools -> build/spooler, build/fs) */
-			snprintf(dir, sizeof(dir), "%s/%s", self, rel);
-			if (try_bin(dir, name, out) == 0)
-				return 0;
-			/* installed: the same directory, or sbin/ beside bin/ */
-			if (try_bin(self, name, out) == 0)
-				return 0;
-			snprintf(dir, sizeof(dir), "%s/../sbin", self);
-			if (try_bin(dir, name, out) == 0)
-				return 0;
-		}
-	}
-	cli_err("cannot find %s (set RINGTAIL_BIN_DIR to the directory holding it)", name);
-	return -ENOENT;
-}
-
 /* ------------------------------------------------------------------------
  * Text
  * ------------------------------------------------------------------------ */
-
-struct corpus {
-	char **line;
-	size_t *len;
-	size_t n, cap;
-};
-
-static int corpus_load(const char *dir, struct corpus *c)
-{
-	struct dirent *de;
-	DIR *d = opendir(dir);
-
-	if (!d) {
-		cli_err("%s: %s", dir, strerror(errno));
-		return -1;
-	}
-	while ((de = readdir(d))) {
-		size_t nl = strlen(de->d_name);
-		char path[PATH_MAX], *buf = NULL;
-		size_t cap = 0;
-		ssize_t r;
-		FILE *f;
-
-		if (nl < 5 || strcmp(de->d_name + nl - 4, ".log"))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		while ((r = getline(&buf, &cap, f)) > 0) {
-			while (r > 0 && (buf[r - 1] == '\n' || buf[r - 1] == '\r'))
-				r--;
-			if (r == 0)
-				continue;
-			if (c->n == c->cap) {
-				c->cap = c->cap ? c->cap * 2 : 4096;
-				c->line = realloc(c->line, c->cap * sizeof(*c->line));
-				c->len = realloc(c->len, c->cap * sizeof(*c->len));
-				if (!c->line || !c->len) {
-					cli_err("out of memory");
-					exit(1);
-				}
-			}
-			c->line[c->n] = malloc((size_t)r);
-			memcpy(c->line[c->n], buf, (size_t)r);
-			c->len[c->n++] = (size_t)r;
-		}
-		free(buf);
-		fclose(f);
-	}
-	closedir(d);
-	if (!c->n) {
-		cli_err("%s: no *.log lines", dir);
-		return -1;
-	}
-	return 0;
-}
 
 /* A severity from the words a log line uses. */
 static int severity_of(const char *s, size_t n)
@@ -213,7 +103,7 @@ static int severity_of(const char *s, size_t n)
 }
 
 /* The next line: a corpus line with its digits varied, or a generated one. */
-static size_t next_line(const struct corpus *c, uint64_t *rng, char *out, size_t cap, int *sev)
+static size_t next_line(const struct bench_input *c, uint64_t *rng, char *out, size_t cap, int *sev)
 {
 	static const char *const verbs[] = {"GET", "POST", "PUT", "DELETE"};
 	static const char *const paths[] = {"/api/v1/orders", "/api/v1/users", "/healthz",
@@ -222,10 +112,10 @@ static size_t next_line(const struct corpus *c, uint64_t *rng, char *out, size_t
 	uint64_t r = rnd(rng);
 	size_t n;
 
-	if (c->n) {
-		size_t i = (size_t)(r % c->n);
-		n = c->len[i] < cap ? c->len[i] : cap;
-		memcpy(out, c->line[i], n);
+	if (c->nlines) {
+		size_t i = (size_t)(r % c->nlines);
+		n = c->llen[i] < cap ? c->llen[i] : cap;
+		memcpy(out, c->text + c->off[i], n);
 		for (size_t k = 0; k < n; k++)
 			if (out[k] >= '0' && out[k] <= '9' && (rnd(rng) & 3) == 0)
 				out[k] = (char)('0' + rnd(rng) % 10);
@@ -282,24 +172,14 @@ static pid_t spawn(char *const argv[], const char *out)
 	return pid;
 }
 
-static int wait_for(pid_t pid)
-{
-	int st;
-
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 /* Seconds a command takes (its stdout to @out). */
 static double timed(char *const argv[], const char *out, int *status)
 {
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = bench_now_ns();
 	pid_t pid = spawn(argv, out);
 
-	*status = pid < 0 ? -1 : wait_for(pid);
-	return (double)(mono_ns() - t0) / 1e9;
+	*status = pid < 0 ? -1 : bench_wait(pid);
+	return (double)(bench_now_ns() - t0) / 1e9;
 }
 
 static int drop_caches(void)
@@ -325,10 +205,10 @@ static int is_mounted(const char *mnt)
 static pid_t mount_fs(const struct paths *p)
 {
 	char *argv[] = {(char *)p->ringtailfs, (char *)p->spool, (char *)p->mnt, "-f", NULL};
-	uint64_t deadline = mono_ns() + 30ull * 1000000000;
+	uint64_t deadline = bench_now_ns() + 30ull * 1000000000;
 	pid_t pid = spawn(argv, NULL);
 
-	while (pid > 0 && mono_ns() < deadline) {
+	while (pid > 0 && bench_now_ns() < deadline) {
 		int st;
 		if (is_mounted(p->mnt))
 			return pid;
@@ -336,7 +216,7 @@ static pid_t mount_fs(const struct paths *p)
 			cli_err("ringtailfs exited before mounting");
 			return -1;
 		}
-		sleep_ms(5);
+		bench_sleep_ms(5);
 	}
 	cli_err("ringtailfs did not mount within 30 s");
 	if (pid > 0)
@@ -351,12 +231,12 @@ static void unmount_fs(const struct paths *p, pid_t pid)
 
 	if (pid <= 0)
 		return;
-	st = wait_for(spawn(argv, NULL));
+	st = bench_wait(spawn(argv, NULL));
 	if (st != 0) {
 		char *lazy[] = {"fusermount3", "-u", "-z", (char *)p->mnt, NULL};
-		wait_for(spawn(lazy, NULL));
+		bench_wait(spawn(lazy, NULL));
 	}
-	wait_for(pid);
+	bench_wait(pid);
 }
 
 /* ------------------------------------------------------------------------
@@ -368,24 +248,24 @@ static int wait_durable(const char *ring)
 {
 	struct rt_ring_stat st;
 	struct rt_ring *r;
-	uint64_t deadline = mono_ns() + 300ull * 1000000000;
+	uint64_t deadline = bench_now_ns() + 300ull * 1000000000;
 	int err = rt_ring_open(ring, RT_RING_RDONLY, &r);
 
 	if (err)
 		return err;
-	while (mono_ns() < deadline) {
+	while (bench_now_ns() < deadline) {
 		rt_ring_stat(r, &st);
 		if (st.consumed >= st.written && st.records_queued == 0) {
 			rt_ring_close(r);
 			return 0;
 		}
-		sleep_ms(10);
+		bench_sleep_ms(10);
 	}
 	rt_ring_close(r);
 	return -ETIMEDOUT;
 }
 
-static int write_text(const struct opts *o, const struct corpus *c, uint64_t *records,
+static int write_text(const struct opts *o, const struct bench_input *c, uint64_t *records,
 		      uint64_t *approx)
 {
 	uint64_t rng = 0x9e3779b97f4a7c15ull, bytes = 0, n = 0, spins = 0;
@@ -452,7 +332,7 @@ static void *tail_reader(void *arg)
 			break;
 		have += (size_t)r;
 		while ((nl = memchr(start, '\n', have - (size_t)(start - buf)))) {
-			uint64_t now = mono_ns(), t;
+			uint64_t now = bench_now_ns(), t;
 			char *sp = nl;
 			while (sp > start && sp[-1] != ' ')
 				sp--;
@@ -504,7 +384,7 @@ static int tail_latency(const struct paths *p, int samples, double *p50, double 
 		return -ENOMEM;
 	}
 	while (!l.ready)
-		sleep_ms(1);
+		bench_sleep_ms(1);
 	if (l.fd < 0) {
 		cli_err("%s: cannot open", path);
 		l.stop = 1;
@@ -518,14 +398,14 @@ static int tail_latency(const struct paths *p, int samples, double *p50, double 
 		char msg[64];
 		int n;
 		/* 1-4 ms apart, like a service logging requests. */
-		sleep_ms(1 + (unsigned)(rnd(&rng) % 4));
-		n = snprintf(msg, sizeof(msg), "lat %" PRIu64, mono_ns());
+		bench_sleep_ms(1 + (unsigned)(rnd(&rng) % 4));
+		n = snprintf(msg, sizeof(msg), "lat %" PRIu64, bench_now_ns());
 		if (rt_writex(RT_INFO, &ro, msg, (size_t)n) != 0)
 			err = -EIO;
 	}
-	deadline = mono_ns() + 10ull * 1000000000;
-	while (l.got < samples && mono_ns() < deadline)
-		sleep_ms(5);
+	deadline = bench_now_ns() + 10ull * 1000000000;
+	while (l.got < samples && bench_now_ns() < deadline)
+		bench_sleep_ms(5);
 	l.stop = 1;
 	pthread_join(th, NULL);
 	close(l.fd);
@@ -547,18 +427,6 @@ struct run {
 
 #define WARM 3 /* warm reads per run */
 
-/* The median of @n values (n <= 64), @v left as it is. */
-static double median(const double *v, int n)
-{
-	double c[64];
-
-	if (n > 64)
-		n = 64;
-	memcpy(c, v, (size_t)n * sizeof(*c));
-	qsort(c, (size_t)n, sizeof(*c), cmp_double);
-	return n % 2 ? c[n / 2] : (c[n / 2 - 1] + c[n / 2]) / 2;
-}
-
 /* MB/s of @argv over @mb, the median of WARM runs; *@status the last's. */
 static double warm_mbps(char *const argv[], const char *out, double mb, int *status)
 {
@@ -569,7 +437,7 @@ static double warm_mbps(char *const argv[], const char *out, double mb, int *sta
 		if (*status)
 			return 0;
 	}
-	return median(v, WARM);
+	return bench_median(v, WARM);
 }
 
 static long long grep_count(const char *out)
@@ -631,7 +499,7 @@ static int copy_file(const char *from, const char *to)
 {
 	char *argv[] = {"cp", (char *)from, (char *)to, NULL};
 
-	return wait_for(spawn(argv, NULL));
+	return bench_wait(spawn(argv, NULL));
 }
 
 /* ------------------------------------------------------------------------
@@ -655,7 +523,7 @@ int bench_fs(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct opts o = {NULL, 1ull << 30, 3, 0, 0, 1000};
-	struct corpus c = {0};
+	struct bench_input c = {0};
 	struct paths p;
 	struct run *runs = NULL;
 	double v[6][16], p50 = -1, p99 = -1, tw;
@@ -702,15 +570,17 @@ int bench_fs(int argc, char **argv)
 		}
 	}
 	memset(&p, 0, sizeof(p));
-	if (find_bin("ringtaild", "../spooler", p.ringtaild) ||
-	    find_bin("ringtailfs", "../fs", p.ringtailfs))
+	if (bench_find_bin("ringtaild", "../spooler", p.ringtaild) ||
+	    bench_find_bin("ringtailfs", "../fs", p.ringtailfs))
 		return 1;
 	if (access("/dev/fuse", R_OK | W_OK) != 0) {
 		cli_err("/dev/fuse is not usable here");
 		return 1;
 	}
-	if (o.corpus && corpus_load(o.corpus, &c))
+	if (o.corpus && (err = bench_input_corpus(&c, o.corpus)) != 0) {
+		cli_err("%s: %s", o.corpus, err == -ENOENT ? "no *.log lines" : strerror(-err));
 		return 1;
+	}
 	snprintf(p.ring, sizeof(p.ring), "/dev/shm/rt-bench-fs-%d", (int)getpid());
 	snprintf(p.dir, sizeof(p.dir), "/tmp/rt-bench-fs-%d", (int)getpid());
 	snprintf(p.spool, sizeof(p.spool), "%s/spool", p.dir);
@@ -737,19 +607,19 @@ int bench_fs(int argc, char **argv)
 	dargv[7] = "-q";
 	dargv[8] = NULL;
 	daemon = spawn(dargv, NULL);
-	for (t0 = mono_ns(); access(p.ring, F_OK) != 0 || access(p.spool, F_OK) != 0;) {
-		if (mono_ns() - t0 > 10ull * 1000000000 || waitpid(daemon, NULL, WNOHANG) == daemon) {
+	for (t0 = bench_now_ns(); access(p.ring, F_OK) != 0 || access(p.spool, F_OK) != 0;) {
+		if (bench_now_ns() - t0 > 10ull * 1000000000 || waitpid(daemon, NULL, WNOHANG) == daemon) {
 			cli_err("ringtaild did not start");
 			daemon = -1;
 			goto out;
 		}
-		sleep_ms(5);
+		bench_sleep_ms(5);
 	}
 	setenv(RT_RING_ENV, p.ring, 1);
 
 	fprintf(stderr, "bench fs: writing %.2f GB of %s log text through ringtaild...\n",
 		(double)o.size / 1e9, o.corpus ? "loghub" : "generated");
-	t0 = mono_ns();
+	t0 = bench_now_ns();
 	err = write_text(&o, &c, &records, &approx);
 	if (!err)
 		err = wait_durable(p.ring);
@@ -757,7 +627,7 @@ int bench_fs(int argc, char **argv)
 		cli_err("writing the text failed: %s", strerror(-err));
 		goto out;
 	}
-	tw = (double)(mono_ns() - t0) / 1e9;
+	tw = (double)(bench_now_ns() - t0) / 1e9;
 	fprintf(stderr, "bench fs: %" PRIu64 " records durable in %.1f s\n", records, tw);
 
 	/* Latency, while the spooler runs. */
@@ -771,7 +641,7 @@ int bench_fs(int argc, char **argv)
 		unmount_fs(&p, fs);
 	}
 	kill(daemon, SIGTERM);
-	wait_for(daemon);
+	bench_wait(daemon);
 	daemon = -1;
 
 	/* The tmpfs copy: the same bytes. */
@@ -807,9 +677,9 @@ int bench_fs(int argc, char **argv)
 		v[5][i] = runs[i].grep_warm;
 	}
 	{
-		double ct = median(v[0], o.runs), gt = median(v[1], o.runs);
-		double cc = median(v[2], o.runs), cw = median(v[3], o.runs);
-		double gc = median(v[4], o.runs), gw = median(v[5], o.runs);
+		double ct = bench_median(v[0], o.runs), gt = bench_median(v[1], o.runs);
+		double cc = bench_median(v[2], o.runs), cw = bench_median(v[3], o.runs);
+		double gc = bench_median(v[4], o.runs), gw = bench_median(v[5], o.runs);
 
 		printf("ringtailfs bench: %s/by-service/%s, %.3f GB, %" PRIu64
 		       " records (%s), median of %d runs%s\n",
@@ -843,24 +713,20 @@ int bench_fs(int argc, char **argv)
 out:
 	if (daemon > 0) {
 		kill(daemon, SIGTERM);
-		wait_for(daemon);
+		bench_wait(daemon);
 	}
 	if (is_mounted(p.mnt)) {
 		char *lazy[] = {"fusermount3", "-u", "-z", p.mnt, NULL};
-		wait_for(spawn(lazy, NULL));
+		bench_wait(spawn(lazy, NULL));
 	}
 	if (!o.keep) {
-		char *rm[] = {"rm", "-rf", p.dir, NULL};
 		unlink(p.copy);
 		unlink(p.ring);
-		wait_for(spawn(rm, NULL));
+		bench_rm_rf(p.dir);
 	} else {
 		fprintf(stderr, "bench fs: kept %s, %s and %s\n", p.spool, p.ring, p.copy);
 	}
-	for (size_t i = 0; i < c.n; i++)
-		free(c.line[i]);
-	free(c.line);
-	free(c.len);
+	bench_input_free(&c);
 	free(runs);
 	(void)approx;
 	return rc;
