@@ -738,7 +738,7 @@ int bench_forward(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			if (cli_parse_size(optarg, &b.size) || b.size == 0 || b.size > 60000)
+			if (rt_parse_size(optarg, &b.size) || b.size == 0 || b.size > 60000)
 				goto bad;
 			break;
 		case 'c':

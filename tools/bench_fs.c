@@ -541,7 +541,7 @@ int bench_fs(int argc, char **argv)
 			o.corpus = optarg;
 			break;
 		case 's':
-			if (cli_parse_size(optarg, &o.size) || o.size < (1u << 20)) {
+			if (rt_parse_size(optarg, &o.size) || o.size < (1u << 20)) {
 				cli_err("bad size '%s'", optarg);
 				return 2;
 			}

@@ -157,7 +157,7 @@ int bench_spool(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			if (cli_parse_size(optarg, &size) || size == 0 || size > 60000)
+			if (rt_parse_size(optarg, &size) || size == 0 || size > 60000)
 				goto bad;
 			break;
 		case 'c':

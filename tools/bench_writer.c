@@ -280,7 +280,7 @@ int bench_writer(int argc, char **argv)
 			b.threads = (int)v;
 			break;
 		case 's':
-			if (cli_parse_size(optarg, &v) || v > 60000)
+			if (rt_parse_size(optarg, &v) || v > 60000)
 				goto bad;
 			b.size = v;
 			break;

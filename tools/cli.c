@@ -27,11 +27,6 @@ int cli_parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
-int cli_parse_size(const char *s, uint64_t *out)
-{
-	return rt_parse_size(s, out);
-}
-
 int cli_parse_severity(const char *s)
 {
 	static const struct {
@@ -56,11 +51,6 @@ int cli_parse_severity(const char *s)
 		if (strcasecmp(s, names[i].name) == 0)
 			return names[i].sev;
 	return -EINVAL;
-}
-
-int cli_parse_hex(const char *s, uint8_t *out, size_t n)
-{
-	return rt_parse_hex(s, out, n, 0);
 }
 
 void cli_err(const char *fmt, ...)

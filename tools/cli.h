@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rtshm.h" /* rt_parse_size(), rt_parse_hex() */
+
 /* Every command: argv[0] is the command name. Returns the exit status. */
 int cmd_log(int argc, char **argv);
 int cmd_wrap(int argc, char **argv);
@@ -22,14 +24,10 @@ int bench_forward(int argc, char **argv);
 /* $RINGTAIL_SPOOL, or ringtaild's default spool for this user. */
 const char *cli_default_spool(void);
 
-/* Parse "4096", "64K", "64M", "1G" (powers of 1024). 0 or -EINVAL. */
-int cli_parse_size(const char *s, uint64_t *out);
 /* Parse a non-negative integer. 0 or -EINVAL. */
 int cli_parse_u64(const char *s, uint64_t *out);
 /* Parse "info", "warning", "err", "user.notice", or 1..24. -EINVAL if bad. */
 int cli_parse_severity(const char *s);
-/* Parse @n bytes of hex into @out (2*@n hex digits). 0 or -EINVAL. */
-int cli_parse_hex(const char *s, uint8_t *out, size_t n);
 /* Print "ringtail: " + message to stderr. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Point the writer at @path (sets $RINGTAIL_RING) when @path is not NULL. */

@@ -103,14 +103,14 @@ int cmd_log(int argc, char **argv)
 			}
 			break;
 		case 'T':
-			if (cli_parse_hex(optarg, trace, 16)) {
+			if (rt_parse_hex(optarg, trace, 16, 0)) {
 				cli_err("--trace takes 32 hex digits");
 				return 2;
 			}
 			o.trace_id = trace;
 			break;
 		case 'S':
-			if (cli_parse_hex(optarg, span, 8)) {
+			if (rt_parse_hex(optarg, span, 8, 0)) {
 				cli_err("--span takes 16 hex digits");
 				return 2;
 			}

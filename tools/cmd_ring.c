@@ -259,13 +259,13 @@ int cmd_ring(int argc, char **argv)
 			path = optarg;
 			break;
 		case 's':
-			if (cli_parse_size(optarg, &p.size)) {
+			if (rt_parse_size(optarg, &p.size)) {
 				cli_err("bad size '%s'", optarg);
 				return 2;
 			}
 			break;
 		case 'c':
-			if (cli_parse_size(optarg, &v) || v > UINT32_MAX) {
+			if (rt_parse_size(optarg, &v) || v > UINT32_MAX) {
 				cli_err("bad chunk size '%s'", optarg);
 				return 2;
 			}
