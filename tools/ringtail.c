@@ -28,7 +28,7 @@ static const char usage[] =
 	"Measure:\n"
 	"  bench writer [--threads N] [--size BYTES] [--records N] [--rounds N] [--json]\n"
 	"  bench spool [--size BYTES | --corpus DIR] [--seconds N] [--json]\n"
-	"  bench fs [--corpus DIR] [--json]\n"
+	"  bench fs [--corpus DIR] [--size BYTES] [--runs N] [--json]\n"
 	"  bench forward [--size BYTES | --corpus DIR] [--records N] [--senders N] [--runs N] [--json]\n"
 	"\n"
 	"Every command that uses a ring takes --ring PATH; the default is $" RT_RING_ENV "\n"
