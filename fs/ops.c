@@ -20,7 +20,15 @@
 #define PAGE 4096u
 
 /* What an open file or directory holds. */
+/*
+ * An open file or directory. The kernel's handle holds one reference and
+ * every request working on it one more: the last one frees it. A RELEASE can
+ * come while a reply of a READ is still being written (the reader returned,
+ * closed, and the kernel moved on) or while a READ of a reader that was
+ * killed is still being worked on.
+ */
 struct fh {
+	int refs;
 	struct rtfs_node *node;
 	struct rtfs_rstate rs;      /* VIEW */
 	struct rtfs_tail *tail;     /* TAIL */
@@ -33,6 +41,37 @@ struct fh {
 static struct rtfs *fs_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
+}
+
+static struct fh *fh_new(struct rtfs_node *n)
+{
+	struct fh *h = calloc(1, sizeof(*h));
+
+	if (h) {
+		h->refs = 1;
+		h->node = n;
+	}
+	return h;
+}
+
+static struct fh *fh_get(struct fuse_file_info *fi)
+{
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+
+	__atomic_add_fetch(&h->refs, 1, __ATOMIC_RELAXED);
+	return h;
+}
+
+/* Drop a reference; the last one frees the handle and what it holds. */
+static void fh_put(struct rtfs *fs, struct fh *h)
+{
+	if (__atomic_sub_fetch(&h->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	rtfs_tail_release(fs, h->tail);
+	free(h->text);
+	free(h->ents);
+	rtfs_node_put(fs->names, h->node);
+	free(h);
 }
 
 /* ------------------------------------------------------------------------
@@ -208,13 +247,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	h = calloc(1, sizeof(*h));
+	h = fh_new(n);
 	if (!h) {
 		rtfs_node_put(fs->names, n);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	h->node = n;
 	switch (n->kind) {
 	case RTFS_VIEW:
 	case RTFS_TRACE:
@@ -234,26 +272,17 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		err = -EISDIR;
 	}
 	if (err) {
-		rtfs_node_put(fs->names, n);
-		free(h);
+		fh_put(fs, h);
 		fuse_reply_err(req, -err);
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)h;
-	if (fuse_reply_open(req, fi) != 0) {
-		/* The opener went away: no release will come. */
-		rtfs_tail_release(fs, h->tail);
-		free(h->text);
-		rtfs_node_put(fs->names, n);
-		free(h);
-	}
+	if (fuse_reply_open(req, fi) != 0)
+		fh_put(fs, h); /* the opener went away: no release will come */
 }
 
-static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+static void read_fh(struct rtfs *fs, fuse_req_t req, struct fh *h, size_t size, off_t off)
 {
-	struct rtfs *fs = fs_of(req);
-	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
 	struct rtfs_node *n = h->node;
 	long r;
 
@@ -298,15 +327,19 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 }
 
-static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
 {
 	struct rtfs *fs = fs_of(req);
-	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	struct fh *h = fh_get(fi);
 
-	rtfs_tail_release(fs, h->tail);
-	free(h->text);
-	rtfs_node_put(fs->names, h->node);
-	free(h);
+	read_fh(fs, req, h, size, off);
+	fh_put(fs, h);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fh_put(fs_of(req), (struct fh *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -314,12 +347,14 @@ static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		    struct fuse_pollhandle *ph)
 {
 	struct rtfs *fs = fs_of(req);
-	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	struct fh *h = fh_get(fi);
 
 	if (h->tail) {
 		rtfs_tail_poll(fs, h->tail, req, ph);
+		fh_put(fs, h);
 		return;
 	}
+	fh_put(fs, h);
 	/* A regular file is always readable (at its end, read returns 0). */
 	if (ph)
 		fuse_pollhandle_destroy(ph);
@@ -343,7 +378,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	h = calloc(1, sizeof(*h));
+	h = fh_new(n);
 	if (!h) {
 		rtfs_node_put(fs->names, n);
 		fuse_reply_err(req, ENOMEM);
@@ -351,29 +386,26 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	cnt = rtfs_dir_list(fs, n, &h->ents);
 	if (cnt < 0) {
-		rtfs_node_put(fs->names, n);
-		free(h);
+		fh_put(fs, h);
 		fuse_reply_err(req, -cnt);
 		return;
 	}
 	h->nents = cnt;
-	h->node = n;
 	fi->fh = (uint64_t)(uintptr_t)h;
-	if (fuse_reply_open(req, fi) != 0) {
-		free(h->ents);
-		rtfs_node_put(fs->names, n);
-		free(h);
-	}
+	if (fuse_reply_open(req, fi) != 0)
+		fh_put(fs, h);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
-	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	struct rtfs *fs = fs_of(req);
+	struct fh *h = fh_get(fi);
 	char *buf = malloc(size ? size : 1);
 	size_t used = 0;
 
 	if (!buf) {
+		fh_put(fs, h);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
@@ -391,16 +423,12 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	fuse_reply_buf(req, buf, used);
 	free(buf);
+	fh_put(fs, h);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct rtfs *fs = fs_of(req);
-	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
-
-	free(h->ents);
-	rtfs_node_put(fs->names, h->node);
-	free(h);
+	fh_put(fs_of(req), (struct fh *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
