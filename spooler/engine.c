@@ -235,12 +235,13 @@ static struct commit *qtail(struct rt_spoold *d)
 	return &d->q[(d->qh + d->qn) % 2];
 }
 
-/* Close the block being built into a commit. */
+/* Is the segment being written past its size or age? */
 static int segment_due(const struct rt_spoold *d)
 {
 	return rt_segw_due(&d->w, d->cfg.segment_bytes, d->cfg.segment_age_ns);
 }
 
+/* Close the block being built into a commit. */
 static int seal(struct rt_spoold *d)
 {
 	struct commit *c = qtail(d);
@@ -440,9 +441,9 @@ int rt_spoold_step(struct rt_spoold *d, int wait_ms)
 	}
 	now = mono_ns();
 	/* Seal when the block is full or old enough; and at once when the disk
-	 * is idle, so that light traffic is not held back. */
-	/* A segment past its size or age takes no more blocks: the next one is
-	 * sealed into the new segment, once what is in flight has landed. */
+	 * is idle, so that light traffic is not held back. A segment past its
+	 * size or age takes no more blocks: the next one goes into the new
+	 * segment, once what is in flight has landed. */
 	if (d->w.fd >= 0 && d->qn < 2 && rt_bb_count(d->bb) && !segment_due(d) &&
 	    (d->bb_full || now - d->block_start >= d->cfg.commit_ns || d->qn == 0)) {
 		int err = seal(d);

@@ -112,6 +112,29 @@ static int segments(void)
 	return n;
 }
 
+/* The largest segment file but the last (the one being written). */
+static off_t largest_closed(void)
+{
+	struct rt_spool *sp;
+	uint64_t *seqs;
+	off_t big = 0;
+	int n;
+
+	CHECK_EQ(rt_spool_open(spool, NULL, 0, &sp), 0);
+	n = rt_spool_list(sp, &seqs);
+	for (int i = 0; i < n - 1; i++) {
+		char name[32];
+		struct stat st;
+		rt_seg_name(name, seqs[i]);
+		CHECK(fstatat(sp->dirfd, name, &st, 0) == 0, "stat %s", name);
+		if (st.st_size > big)
+			big = st.st_size;
+	}
+	free(seqs);
+	rt_spool_close(sp);
+	return big;
+}
+
 int main(int argc, char **argv)
 {
 	static int nums[200000];
@@ -166,8 +189,13 @@ int main(int argc, char **argv)
 		CHECK(nums[i] == i, "order");
 	CHECK(found == 1, "its start message is in the log (%d)", found);
 	CHECK(segments() > 1, "no rotation at 32K (%d segments)", segments());
-	printf("ok - SIGTERM drains; own messages logged as ringtaild; %d segments rotated by size\n",
-	       segments());
+	/* A segment past its size takes no more blocks, and a block is at most
+	 * a quarter of a segment: 32K + 8K, and the frames around them. */
+	CHECK(largest_closed() <= 44 * 1024, "a 32K segment grew to %lld bytes",
+	      (long long)largest_closed());
+	printf("ok - SIGTERM drains; own messages logged as ringtaild; %d segments rotated by size "
+	       "(largest %lld bytes)\n",
+	       segments(), (long long)largest_closed());
 
 	/* Written while no spooler runs; a restart takes them and numbers on. */
 	write_records(30000, 40000);
