@@ -225,6 +225,32 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
  * Files
  * ------------------------------------------------------------------------ */
 
+/* A handle on node @ino, which must be a directory if @dir and a file if
+ * not; NULL once the error is replied. */
+static struct fh *open_fh(struct rtfs *fs, fuse_req_t req, fuse_ino_t ino, int dir)
+{
+	struct rtfs_node *n;
+	struct fh *h;
+
+	rtfs_model_refresh(fs->m, 0);
+	n = rtfs_node_get(fs->names, ino);
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return NULL;
+	}
+	if (rtfs_node_is_dir(n) != dir) {
+		rtfs_node_put(fs->names, n);
+		fuse_reply_err(req, dir ? ENOTDIR : EISDIR);
+		return NULL;
+	}
+	h = fh_new(n);
+	if (!h) {
+		rtfs_node_put(fs->names, n);
+		fuse_reply_err(req, ENOMEM);
+	}
+	return h;
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct rtfs *fs = fs_of(req);
@@ -236,23 +262,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	rtfs_model_refresh(fs->m, 0);
-	n = rtfs_node_get(fs->names, ino);
-	if (!n) {
-		fuse_reply_err(req, ENOENT);
+	h = open_fh(fs, req, ino, 0);
+	if (!h)
 		return;
-	}
-	if (rtfs_node_is_dir(n)) {
-		rtfs_node_put(fs->names, n);
-		fuse_reply_err(req, EISDIR);
-		return;
-	}
-	h = fh_new(n);
-	if (!h) {
-		rtfs_node_put(fs->names, n);
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
+	n = h->node;
 	switch (n->kind) {
 	case RTFS_VIEW:
 	case RTFS_TRACE:
@@ -368,23 +381,12 @@ static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct rtfs *fs = fs_of(req);
-	struct rtfs_node *n;
-	struct fh *h;
+	struct fh *h = open_fh(fs, req, ino, 1);
 	int cnt;
 
-	rtfs_model_refresh(fs->m, 0);
-	n = rtfs_node_get(fs->names, ino);
-	if (!n) {
-		fuse_reply_err(req, ENOENT);
+	if (!h)
 		return;
-	}
-	h = fh_new(n);
-	if (!h) {
-		rtfs_node_put(fs->names, n);
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	cnt = rtfs_dir_list(fs, n, &h->ents);
+	cnt = rtfs_dir_list(fs, h->node, &h->ents);
 	if (cnt < 0) {
 		fh_put(fs, h);
 		fuse_reply_err(req, -cnt);

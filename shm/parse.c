@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * parse.c - what users type on command lines and in file names: sizes,
- * durations, hex ids (see rtshm.h). One parser for every program.
+ * parse.c - what users type on command lines and in file names: numbers,
+ * sizes, durations, hex ids (see rtshm.h). One parser for every program.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -10,17 +10,34 @@
 
 #include "rtshm.h"
 
+/* The decimal number @s starts with (no sign, no space), *@end after it. */
+static int leading(const char *s, unsigned long long *v, char **end)
+{
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	*v = strtoull(s, end, 10);
+	return errno ? -EINVAL : 0;
+}
+
+int rt_parse_u64(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (leading(s, &v, &end) || *end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
 int rt_parse_size(const char *s, uint64_t *out)
 {
 	char *end;
 	unsigned long long v;
 	unsigned shift;
 
-	if (!s || !isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
+	if (leading(s, &v, &end))
 		return -EINVAL;
 	switch (toupper((unsigned char)*end)) {
 	case '\0':
@@ -75,11 +92,7 @@ int rt_parse_duration(const char *s, uint64_t *ns)
 	char *end;
 	unsigned long long v;
 
-	if (!s || !isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
+	if (leading(s, &v, &end))
 		return -EINVAL;
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
 		if (!strcmp(end, units[i].unit)) {

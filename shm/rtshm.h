@@ -240,6 +240,9 @@ size_t rt_consumer_pending(struct rt_consumer *c);
  * What users type (shm/parse.c): one parser for every program
  * ------------------------------------------------------------------------ */
 
+/* rt_parse_u64 - a non-negative decimal, nothing else. @return 0 or -EINVAL. */
+int rt_parse_u64(const char *s, uint64_t *out);
+
 /* rt_parse_size - "4096", "64K", "64M", "4G", "1T" (powers of 1024; "64MB"
  * and "64MiB" too). @return 0, or -EINVAL for anything else or an overflow. */
 int rt_parse_size(const char *s, uint64_t *out);

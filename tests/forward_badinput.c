@@ -150,6 +150,16 @@ static void send_hello(int fd, const char *host, const uint8_t epoch[16], uint8_
 	rt_buf_free(&m);
 }
 
+/* A bare HELLO of @version from @host into @m (emptied first). */
+static void hello_msg(struct rt_buf *m, uint32_t version, const char *host)
+{
+	struct rt_hello hello = {.version = version};
+
+	m->len = 0;
+	snprintf(hello.host, sizeof(hello.host), "%s", host);
+	CHECK_EQ(rt_wire_hello(m, &hello), 0);
+}
+
 /* HELLO and CHALLENGE; then AUTH with a MAC made with @k (NULL: none). */
 static void cl_auth(int fd, const char *host, const uint8_t epoch[16], const uint8_t *k,
 		    size_t klen)
@@ -396,22 +406,12 @@ int main(int argc, char **argv)
 	send_hello(fd, "good", epoch_good, nonce);
 	expect_error(fd, RT_WE_PROTOCOL, "expected a valid AUTH", "HELLO where AUTH is due");
 	fd = cl_connect();
-	m.len = 0;
-	{
-		struct rt_hello hello = {.version = 2};
-		snprintf(hello.host, sizeof(hello.host), "good");
-		rt_wire_hello(&m, &hello);
-	}
+	hello_msg(&m, 2, "good");
 	cl_send(fd, m.p, m.len);
 	expect_error(fd, RT_WE_VERSION, "protocol version 2 not supported", "HELLO of version 2");
 	fd = cl_connect();
-	m.len = 0;
-	{
-		struct rt_hello hello = {.version = 1};
-		snprintf(hello.host, sizeof(hello.host), "good");
-		rt_wire_hello(&m, &hello);
-		m.p[5] = 3; /* the header's version */
-	}
+	hello_msg(&m, 1, "good");
+	m.p[5] = 3; /* the header's version */
 	cl_send(fd, m.p, m.len);
 	expect_error(fd, RT_WE_VERSION, "protocol version not supported", "a header of version 3");
 	fd = cl_connect();
@@ -425,31 +425,16 @@ int main(int argc, char **argv)
 	}
 	expect_error(fd, RT_WE_PROTOCOL, "message too large", "a 1 GiB HELLO");
 	fd = cl_connect();
-	m.len = 0;
-	{
-		struct rt_hello hello = {.version = 1};
-		snprintf(hello.host, sizeof(hello.host), "good");
-		rt_wire_hello(&m, &hello);
-		m.p[12] ^= 1; /* the checksum */
-	}
+	hello_msg(&m, 1, "good");
+	m.p[12] ^= 1; /* the checksum */
 	cl_send(fd, m.p, m.len);
 	expect_error(fd, RT_WE_PROTOCOL, "message checksum mismatch", "a HELLO with a bad checksum");
 	fd = cl_connect();
-	m.len = 0;
-	{
-		struct rt_hello hello = {.version = 1};
-		snprintf(hello.host, sizeof(hello.host), "../etc");
-		rt_wire_hello(&m, &hello);
-	}
+	hello_msg(&m, 1, "../etc");
 	cl_send(fd, m.p, m.len);
 	expect_error(fd, RT_WE_PROTOCOL, "expected a valid HELLO", "host name \"../etc\"");
 	fd = cl_connect();
-	m.len = 0;
-	{
-		struct rt_hello hello = {.version = 1};
-		snprintf(hello.host, sizeof(hello.host), "good");
-		rt_wire_hello(&m, &hello);
-	}
+	hello_msg(&m, 1, "good");
 	cl_send(fd, m.p, m.len - 10);
 	shutdown(fd, SHUT_WR);
 	expect_error(fd, RT_WE_PROTOCOL, "truncated message", "a truncated HELLO");

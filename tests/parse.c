@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * parse - the one parser of sizes, durations and hex ids every program uses
+ * parse - the one parser of numbers, sizes, durations and hex ids every program uses
  * (shm/parse.c): what it takes, what it refuses, overflow.
  */
 #include "helpers.h"
@@ -33,6 +33,18 @@ static void dur_is(const char *s, uint64_t want)
 int main(void)
 {
 	uint8_t b[16];
+
+	{
+		uint64_t v = 7;
+		CHECK(rt_parse_u64("0", &v) == 0 && v == 0, "u64 0");
+		CHECK(rt_parse_u64("18446744073709551615", &v) == 0 && v == UINT64_MAX, "u64 max");
+		CHECK_EQ(rt_parse_u64("18446744073709551616", &v), -EINVAL);
+		CHECK_EQ(rt_parse_u64("12K", &v), -EINVAL);
+		CHECK_EQ(rt_parse_u64("-1", &v), -EINVAL);
+		CHECK_EQ(rt_parse_u64("", &v), -EINVAL);
+		CHECK_EQ(rt_parse_u64(NULL, &v), -EINVAL);
+	}
+	printf("ok - numbers\n");
 
 	size_is("0", 0);
 	size_is("4096", 4096);

@@ -745,18 +745,18 @@ int bench_forward(int argc, char **argv)
 			b.corpus = optarg;
 			break;
 		case 'n':
-			if (cli_parse_u64(optarg, &b.records) || b.records == 0 ||
+			if (rt_parse_u64(optarg, &b.records) || b.records == 0 ||
 			    b.records > 1000000000)
 				goto bad;
 			break;
 		case 'S':
-			if (cli_parse_u64(optarg, &v) || v == 0 || v > MAX_SENDERS)
+			if (rt_parse_u64(optarg, &v) || v == 0 || v > MAX_SENDERS)
 				goto bad;
 			cases[0] = (int)v;
 			ncases = 1;
 			break;
 		case 'r':
-			if (cli_parse_u64(optarg, &v) || v == 0 || v > MAX_RUNS)
+			if (rt_parse_u64(optarg, &v) || v == 0 || v > MAX_RUNS)
 				goto bad;
 			runs = (int)v;
 			break;

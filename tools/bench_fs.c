@@ -548,7 +548,7 @@ int bench_fs(int argc, char **argv)
 			break;
 		case 'r': {
 			uint64_t n;
-			if (cli_parse_u64(optarg, &n) || n < 1 || n > 16) {
+			if (rt_parse_u64(optarg, &n) || n < 1 || n > 16) {
 				cli_err("bad --runs '%s' (1 to 16)", optarg);
 				return 2;
 			}

@@ -164,11 +164,11 @@ int bench_spool(int argc, char **argv)
 			corpus = optarg;
 			break;
 		case 'S':
-			if (cli_parse_u64(optarg, &secs) || secs == 0 || secs > 600)
+			if (rt_parse_u64(optarg, &secs) || secs == 0 || secs > 600)
 				goto bad;
 			break;
 		case 'R':
-			if (cli_parse_u64(optarg, &rounds) || rounds == 0 || rounds > 16)
+			if (rt_parse_u64(optarg, &rounds) || rounds == 0 || rounds > 16)
 				goto bad;
 			break;
 		case 'd':

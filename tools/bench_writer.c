@@ -275,7 +275,7 @@ int bench_writer(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 't':
-			if (cli_parse_u64(optarg, &v) || v == 0 || v > 64)
+			if (rt_parse_u64(optarg, &v) || v == 0 || v > 64)
 				goto bad;
 			b.threads = (int)v;
 			break;
@@ -285,12 +285,12 @@ int bench_writer(int argc, char **argv)
 			b.size = v;
 			break;
 		case 'n':
-			if (cli_parse_u64(optarg, &v) || v < 1000 || v > 50000000)
+			if (rt_parse_u64(optarg, &v) || v < 1000 || v > 50000000)
 				goto bad;
 			b.records = v;
 			break;
 		case 'R':
-			if (cli_parse_u64(optarg, &v) || v == 0 || v > 64)
+			if (rt_parse_u64(optarg, &v) || v == 0 || v > 64)
 				goto bad;
 			b.rounds = (int)v;
 			break;

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 /* cli.c - argument parsing helpers for the ringtail tool. */
-#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,21 +10,6 @@
 #include "cli.h"
 #include "ringtail.h"
 #include "rtshm.h"
-
-int cli_parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (!s || !isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
 
 int cli_parse_severity(const char *s)
 {
@@ -45,7 +29,7 @@ int cli_parse_severity(const char *s)
 
 	if (dot) /* logger(1) style facility.level: the level is what counts */
 		s = dot + 1;
-	if (cli_parse_u64(s, &v) == 0)
+	if (rt_parse_u64(s, &v) == 0)
 		return v >= RT_SEVERITY_MIN && v <= RT_SEVERITY_MAX ? (int)v : -EINVAL;
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcasecmp(s, names[i].name) == 0)

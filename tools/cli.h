@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "rtshm.h" /* rt_parse_size(), rt_parse_hex() */
+#include "rtshm.h" /* rt_parse_u64(), rt_parse_size(), rt_parse_hex() */
 
 /* Every command: argv[0] is the command name. Returns the exit status. */
 int cmd_log(int argc, char **argv);
@@ -24,8 +24,6 @@ int bench_forward(int argc, char **argv);
 /* $RINGTAIL_SPOOL, or ringtaild's default spool for this user. */
 const char *cli_default_spool(void);
 
-/* Parse a non-negative integer. 0 or -EINVAL. */
-int cli_parse_u64(const char *s, uint64_t *out);
 /* Parse "info", "warning", "err", "user.notice", or 1..24. -EINVAL if bad. */
 int cli_parse_severity(const char *s);
 /* Print "ringtail: " + message to stderr. */

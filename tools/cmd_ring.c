@@ -272,7 +272,7 @@ int cmd_ring(int argc, char **argv)
 			p.chunk_size = (uint32_t)v;
 			break;
 		case 'n':
-			if (cli_parse_u64(optarg, &v) || v == 0 || v > (1u << 20)) {
+			if (rt_parse_u64(optarg, &v) || v == 0 || v > (1u << 20)) {
 				cli_err("bad slot count '%s'", optarg);
 				return 2;
 			}
@@ -282,7 +282,7 @@ int cmd_ring(int argc, char **argv)
 			struct group *g = getgrnam(optarg);
 			if (g) {
 				p.gid = (int)g->gr_gid;
-			} else if (cli_parse_u64(optarg, &v) == 0) {
+			} else if (rt_parse_u64(optarg, &v) == 0) {
 				p.gid = (int)v;
 			} else {
 				cli_err("unknown group '%s'", optarg);
@@ -301,14 +301,14 @@ int cmd_ring(int argc, char **argv)
 			break;
 		}
 		case 'R':
-			if (cli_parse_u64(optarg, &v) || v > 50) {
+			if (rt_parse_u64(optarg, &v) || v > 50) {
 				cli_err("--reserve takes 0..50");
 				return 2;
 			}
 			p.reserve_pct = (uint32_t)v;
 			break;
 		case 'W':
-			if (cli_parse_u64(optarg, &v) || v == 0 || v > 100) {
+			if (rt_parse_u64(optarg, &v) || v == 0 || v > 100) {
 				cli_err("--writer-share takes 1..100");
 				return 2;
 			}

@@ -118,7 +118,7 @@ int cmd_dump(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
-			if (cli_parse_u64(optarg, &from)) {
+			if (rt_parse_u64(optarg, &from)) {
 				cli_err("bad sequence number '%s'", optarg);
 				return 2;
 			}

@@ -78,23 +78,7 @@ static int cmp_str(const void *a, const void *b)
 /* The lines of @t, sorted (to compare merged files as multisets). */
 static struct t_text sorted(const struct t_text *t)
 {
-	struct t_text out = {0};
-	char *copy = strdup(t->p), *save = NULL, **v = NULL, *l;
-	size_t n = 0;
-
-	for (l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		v = realloc(v, (n + 1) * sizeof(*v));
-		v[n++] = l;
-	}
-	qsort(v, n, sizeof(*v), cmp_str);
-	t_text_add(&out, "", 0);
-	for (size_t i = 0; i < n; i++) {
-		t_text_add(&out, v[i], strlen(v[i]));
-		t_text_add(&out, "\n", 1);
-	}
-	free(v);
-	free(copy);
-	return out;
+	return t_sort_lines(t, cmp_str);
 }
 
 /* Is @sub's sequence of lines, in order, a subsequence of @all's? */

@@ -401,6 +401,32 @@ static inline void t_same(const struct t_text *got, const struct t_text *want, c
 	exit(1);
 }
 
+/* The lines of @in ordered by @cmp (which compares two char *const *). */
+static inline struct t_text t_sort_lines(const struct t_text *in,
+					 int (*cmp)(const void *, const void *))
+{
+	struct t_text out = {0};
+	char **v = NULL, *copy = strdup(in->p), *save = NULL, *l;
+	size_t n = 0;
+
+	CHECK(copy != NULL, "strdup");
+	for (l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		v = realloc(v, (n + 1) * sizeof(*v));
+		CHECK(v != NULL, "realloc");
+		v[n++] = l;
+	}
+	if (n)
+		qsort(v, n, sizeof(*v), cmp);
+	t_text_add(&out, "", 0);
+	for (size_t i = 0; i < n; i++) {
+		t_text_add(&out, v[i], strlen(v[i]));
+		t_text_add(&out, "\n", 1);
+	}
+	free(v);
+	free(copy);
+	return out;
+}
+
 /* The sequence number of a line ("... #123 ..."). */
 static inline uint64_t t_line_seq(const char *line)
 {

@@ -78,23 +78,7 @@ static int cmp_lines(const void *a, const void *b)
 
 static struct t_text time_order(const struct t_text *in)
 {
-	struct t_text out = {0};
-	char **v = NULL, *copy = strdup(in->p), *save = NULL, *l;
-	size_t n = 0;
-
-	for (l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		v = realloc(v, (n + 1) * sizeof(*v));
-		v[n++] = l;
-	}
-	qsort(v, n, sizeof(*v), cmp_lines);
-	t_text_add(&out, "", 0);
-	for (size_t i = 0; i < n; i++) {
-		t_text_add(&out, v[i], strlen(v[i]));
-		t_text_add(&out, "\n", 1);
-	}
-	free(v);
-	free(copy);
-	return out;
+	return t_sort_lines(in, cmp_lines);
 }
 
 int main(int argc, char **argv)
