@@ -765,8 +765,17 @@ static int spool_ready(struct conn *k)
 	struct rt_central *c = k->c;
 	struct rt_recovered rec;
 	uint64_t *seqs;
-	int nseg = rt_spool_list(k->sp, &seqs), err;
+	int nseg, err;
 
+	/* The ring for its writes, made only now: a connection that never
+	 * stores anything costs no io_uring. */
+	if (!k->uring_ok) {
+		err = io_uring_queue_init(8, &k->uring, 0);
+		if (err)
+			return refuse(k, RT_WE_STORAGE, "cannot set up io_uring: %s", strerror(-err));
+		k->uring_ok = 1;
+	}
+	nseg = rt_spool_list(k->sp, &seqs);
 	k->w.sp = k->sp;
 	k->w.uring = &k->uring;
 	k->w.fsync = c->cfg.fsync;
@@ -1005,10 +1014,6 @@ static void *conn_main(void *arg)
 
 	memset(&k->w, 0, sizeof(k->w));
 	k->w.fd = -1;
-	if (io_uring_queue_init(8, &k->uring, 0) == 0)
-		k->uring_ok = 1;
-	else
-		goto out;
 	pthread_mutex_lock(&c->hosts_mu);
 	err = epoch_spool(k, 0);
 	pthread_mutex_unlock(&c->hosts_mu);
