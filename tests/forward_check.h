@@ -31,6 +31,7 @@ struct fc_host {
 	char ring[128];
 	char spool[200];
 	char log[220];      /* its stderr */
+	const char *key;    /* its --auth-key (NULL: the fleet's, with use_key) */
 	pid_t pid;
 };
 
@@ -187,9 +188,9 @@ static inline void fc_start_sender(struct fc *f, int h)
 	argv[n++] = "--commit-window";
 	argv[n++] = "1ms";
 	argv[n++] = "-q";
-	if (f->use_key) {
+	if (x->key || f->use_key) {
 		argv[n++] = "--auth-key";
-		argv[n++] = f->key;
+		argv[n++] = x->key ? x->key : f->key;
 	}
 	for (int i = 0; f->sender_args[i] && n < 30; i++)
 		argv[n++] = f->sender_args[i];
