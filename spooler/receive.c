@@ -121,7 +121,7 @@ struct rt_central {
 	struct pend **pend;
 	unsigned npend;
 	uint64_t drops[DROP_KINDS], drops_said[DROP_KINDS];
-	uint64_t unlogged, last_summary, log_tokens_at;
+	uint64_t last_summary, log_tokens_at;
 	uint64_t accept_again;   /* out of fds: accept nothing before this */
 	double log_tokens;
 	/* Authenticated connections, under mu. */
@@ -236,10 +236,8 @@ static int log_allowed(struct rt_central *c)
 	c->log_tokens_at = now;
 	if (c->log_tokens > LOG_BURST)
 		c->log_tokens = LOG_BURST;
-	if (c->log_tokens < 1) {
-		c->unlogged++;
-		return 0;
-	}
+	if (c->log_tokens < 1)
+		return 0; /* counted by the caller, summed up by summary() */
 	c->log_tokens -= 1;
 	return 1;
 }
