@@ -12,10 +12,11 @@
  *   is on loopback). Connections still in their handshake have a bounded
  *   pool of their own, so that they can never take the slots of
  *   authenticated senders; when it is full, a new connection takes the place
- *   of the oldest one of the peer address holding most of the pool (a real
- *   sender, new itself, finishes its handshake in a round trip or two: a
- *   flood of slow ones cannot keep it out), and no address may hold more
- *   than max_pending_addr places.
+ *   of one from the address whose handshakes failed most lately (then: that
+ *   holds most places; then: that has owed us a message longest). A flood
+ *   soon evicts itself; a real sender, new and answering at once, finishes
+ *   its handshake in a round trip or two. No address may hold more than
+ *   max_pending_addr places.
  * - Once authenticated, a connection has a thread; every frame must carry
  *   its tag (keyed mode), begin within the idle time and, once begun, come
  *   at the minimum rate. A batch is checked whole before anything of it is
@@ -65,6 +66,8 @@
 #define ACCEPTS_PER_ROUND 128
 #define LOG_BURST 20      /* refusals logged one by one before the limiter... */
 #define LOG_PER_S 2       /* ... then this many a second, the rest counted */
+#define REP_SLOTS 4096    /* addresses remembered for their failed handshakes */
+#define REP_HALF_NS (5ull * 1000000000) /* ... a failure counts half after this */
 
 /* What a peer authenticated with. */
 enum cred {
@@ -95,12 +98,24 @@ struct pend {
 	int loopback;
 	char peer[64];
 	uint64_t accepted;
+	uint64_t owed;     /* since when the peer owes us its next message */
 	int stage;         /* 0: HELLO due, 1: AUTH due */
 	size_t have;
 	uint8_t buf[RT_WIRE_HDR + RT_WIRE_MAX_HANDSHAKE + RT_WIRE_TAG];
 	struct rt_hello hello;
 	int cred;
 	struct rt_wire_session sess;
+};
+
+/* An address whose handshakes ended without authenticating, lately: the
+ * first to make room when the pool is full. Not knowing an address means
+ * it has a clean record, so the table's size can only spare a flooder,
+ * never hide a real sender. */
+struct rep {
+	uint8_t addr[16];
+	uint8_t alen;
+	uint32_t failures; /* as of @at, halved every REP_HALF_NS since */
+	uint64_t at;
 };
 
 struct conn;
@@ -121,6 +136,7 @@ struct rt_central {
 	struct pend **pend;
 	unsigned npend;
 	uint64_t drops[DROP_KINDS], drops_said[DROP_KINDS];
+	struct rep *rep;         /* REP_SLOTS of them */
 	uint64_t last_summary, log_tokens_at;
 	uint64_t accept_again;   /* out of fds: accept nothing before this */
 	double log_tokens;
@@ -242,6 +258,52 @@ static int log_allowed(struct rt_central *c)
 	return 1;
 }
 
+static struct rep *rep_slot(struct rt_central *c, const uint8_t *addr, uint8_t alen)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (uint8_t i = 0; i < alen; i++)
+		h = (h ^ addr[i]) * 1099511628211ull;
+	return &c->rep[h % REP_SLOTS];
+}
+
+static uint32_t rep_decayed(const struct rep *r, uint64_t now)
+{
+	uint64_t halvings = (now - r->at) / REP_HALF_NS;
+	return halvings >= 32 ? 0 : r->failures >> halvings;
+}
+
+/* Failures of @p's address lately (0: none known). */
+static uint32_t rep_of(struct rt_central *c, const struct pend *p, uint64_t now)
+{
+	const struct rep *r = rep_slot(c, p->addr, p->alen);
+
+	if (r->alen != p->alen || memcmp(r->addr, p->addr, p->alen))
+		return 0;
+	return rep_decayed(r, now);
+}
+
+/* One more handshake from @p's address ended without authenticating. A
+ * slot another address holds goes to this one if its record is no worse. */
+static void rep_fail(struct rt_central *c, const struct pend *p)
+{
+	uint64_t now = rt_mono_ns();
+	struct rep *r = rep_slot(c, p->addr, p->alen);
+	uint32_t f;
+
+	if (r->alen == p->alen && !memcmp(r->addr, p->addr, p->alen)) {
+		f = rep_decayed(r, now);
+	} else {
+		if (r->alen && rep_decayed(r, now) > 1)
+			return;
+		memcpy(r->addr, p->addr, p->alen);
+		r->alen = p->alen;
+		f = 0;
+	}
+	r->failures = f < UINT32_MAX ? f + 1 : f;
+	r->at = now;
+}
+
 static void pend_close(struct rt_central *c, unsigned i)
 {
 	struct pend *p = c->pend[i];
@@ -282,6 +344,7 @@ static int pend_drop(struct rt_central *c, unsigned i, int kind, int version, ui
 		send_now(p->fd, &b);
 	rt_buf_free(&b);
 	c->drops[kind]++;
+	rep_fail(c, p);
 	if (kind != DROP_CLOSED && log_allowed(c)) {
 		c->drops_said[kind]++;
 		if (p->hello.host[0])
@@ -358,19 +421,24 @@ static int same_addr(const struct pend *a, const struct pend *b)
 }
 
 /*
- * Make room for new connection @n: if its address holds its share of the
- * pool already, the oldest of them goes; if the pool is full, the oldest
- * connection of the address holding most of it goes (a flood evicts
- * itself; a real sender is new and through in a round trip or two).
+ * Make room for new connection @n. If its address holds its share of the
+ * pool already, the oldest of them goes. If the pool is full, the one that
+ * goes is, in this order of preference: from the address whose handshakes
+ * have failed most lately, from the address holding most places, and the
+ * one that has owed us its next message longest. A flood soon has the worst
+ * record and evicts itself; a real sender, new and answering at once, is
+ * the last one chosen.
  */
 static void make_room(struct rt_central *c, const struct pend *n)
 {
-	unsigned mine = 0, victim = 0, best = 0;
+	unsigned mine = 0, victim = 0, best_cnt = 0;
+	uint32_t best_rep = 0;
+	uint64_t now = rt_mono_ns();
 	int found = 0;
 
 	for (unsigned i = 0; i < c->npend; i++)
 		if (same_addr(c->pend[i], n)) {
-			if (!mine || c->pend[i]->accepted < c->pend[victim]->accepted)
+			if (!mine || c->pend[i]->owed < c->pend[victim]->owed)
 				victim = i;
 			mine++;
 		}
@@ -383,12 +451,14 @@ static void make_room(struct rt_central *c, const struct pend *n)
 	if (c->npend < c->cfg.max_pending)
 		return;
 	for (unsigned i = 0; i < c->npend; i++) {
+		uint32_t rep = rep_of(c, c->pend[i], now);
 		unsigned cnt = 0;
 		for (unsigned j = 0; j < c->npend; j++)
 			cnt += same_addr(c->pend[i], c->pend[j]);
-		if (!found || cnt > best ||
-		    (cnt == best && c->pend[i]->accepted < c->pend[victim]->accepted)) {
-			best = cnt;
+		if (!found || rep > best_rep || (rep == best_rep && cnt > best_cnt) ||
+		    (rep == best_rep && cnt == best_cnt && c->pend[i]->owed < c->pend[victim]->owed)) {
+			best_rep = rep;
+			best_cnt = cnt;
 			victim = i;
 			found = 1;
 		}
@@ -422,7 +492,7 @@ static void accept_some(struct rt_central *c)
 			continue;
 		}
 		p->fd = fd;
-		p->accepted = rt_mono_ns();
+		p->accepted = p->owed = rt_mono_ns();
 		peer_addr(&ss, p);
 		getnameinfo((struct sockaddr *)&ss, sl, p->peer, sizeof(p->peer), NULL, 0,
 			    NI_NUMERICHOST);
@@ -501,6 +571,7 @@ static int on_hello(struct rt_central *c, unsigned i, const struct rt_wire_hdr *
 	rt_buf_free(&out);
 	p->stage = 1;
 	p->have = 0;
+	p->owed = rt_mono_ns(); /* its AUTH, from now */
 	return 0;
 }
 
@@ -1262,7 +1333,8 @@ int rt_central_start(const struct rt_central_config *cfg, struct rt_central **ou
 	pthread_mutex_init(&c->hosts_mu, NULL);
 	pthread_cond_init(&c->gone, NULL);
 	c->pend = calloc(c->cfg.max_pending + 1, sizeof(*c->pend));
-	if (!c->pend) {
+	c->rep = calloc(REP_SLOTS, sizeof(*c->rep));
+	if (!c->pend || !c->rep) {
 		err = -ENOMEM;
 		goto fail;
 	}
@@ -1408,5 +1480,6 @@ void rt_central_free(struct rt_central *c)
 		close(c->dirfd);
 	OPENSSL_cleanse(c->key, sizeof(c->key));
 	free(c->pend);
+	free(c->rep);
 	free(c);
 }
