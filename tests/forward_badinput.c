@@ -667,6 +667,42 @@ static void case_server_without_key(void)
 	printf("refused (by the sender): a server that cannot prove it holds the key\n");
 }
 
+/* A server of version 1 (this test, playing it): it reads the HELLO and
+ * refuses the version, in version 1 framing. The sender must say so. */
+static void case_v1_server(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t l = sizeof(a);
+	struct rt_buf m = {0};
+	struct cl c;
+	char up[64];
+	const struct fc_host *x = &f.host[0];
+	const char *argv[] = {"ringtaild", "--ring", x->ring, "--spool", x->spool, "--host", "good",
+			      "--upstream", up, "--auth-key", f.key, NULL};
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	pid_t d;
+
+	CHECK(lfd >= 0 && bind(lfd, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(lfd, 4) == 0 &&
+		      getsockname(lfd, (struct sockaddr *)&a, &l) == 0,
+	      "listen");
+	snprintf(up, sizeof(up), "127.0.0.1:%d", ntohs(a.sin_port));
+	d = fc_spawn(f.ringtaild, argv, x->log);
+	memset(&c, 0, sizeof(c));
+	c.fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	CHECK(c.fd >= 0, "accept");
+	CHECK(cl_read_raw(&c) == 0 && c.h.type == RT_W_HELLO && c.h.version == 2, "no HELLO");
+	CHECK_EQ(rt_wire_error_v1(&m, RT_WE_VERSION, "protocol version not supported"), 0);
+	cl_send(c.fd, m.p, m.len);
+	wait_log(x->log, "speaks forwarding protocol version 1 (this ringtaild speaks 2): upgrade "
+			 "ringtaild there",
+		 "a version 1 server");
+	printf("refused (by the sender): a version 1 server, told apart and named in its log\n");
+	fc_stop(d);
+	cl_close(&c);
+	close(lfd);
+	rt_buf_free(&m);
+}
+
 static int case_not_loopback(void)
 {
 	char addr[64], portfile[300];
@@ -733,6 +769,7 @@ static const struct tcase cases[] = {
 	{"sender_no_key", case_sender_no_key, NULL, {NULL}},
 	{"sender_other_key", case_sender_other_key, NULL, {NULL}},
 	{"server_without_key", case_server_without_key, NULL, {NULL}},
+	{"v1_server", case_v1_server, NULL, {NULL}},
 	{"not_loopback", NULL, case_not_loopback, {NULL}},
 };
 
