@@ -442,12 +442,15 @@ static inline int fc_file_has(const char *file, const char *s)
 }
 
 /* ------------------------------------------------------------------------
- * A proxy the test controls: relays sender <-> central (whose port it
- * reads at each connection, so a central started again on another port is
- * followed). Until fc_px_listen() its port is bound but not listening:
- * connections to it are refused, as to a central that is not there. While
- * the central is away it resets what it accepted. On request, it cuts each
- * connection after a random number of further bytes from the sender.
+ * A proxy the test controls: a process of its own (so that the test can
+ * still fork writer processes safely: no thread of its runs when they are
+ * forked) relaying sender <-> central, whose port it reads at each
+ * connection, so a central started again on another port is followed.
+ * Until fc_px_listen() its port is bound but not listening: connections to
+ * it are refused, as to a central that is not there. While the central is
+ * away it resets what it accepted. On request, it cuts each connection
+ * after a random number of further bytes from the sender. Its controls and
+ * counts are shared memory (fc_px->...).
  * ------------------------------------------------------------------------ */
 
 #define FC_PX_MAX 16
@@ -462,33 +465,37 @@ struct fc_px_pair {
 	int type;
 };
 
-static struct {
+struct fc_px_ctl {
 	int lfd, port;
+	pid_t pid;
 	int target;        /* atomics: the central's port (0: away) */
-	pthread_t th;
 	int stop, listening;
 	int want;          /* cut requests made */
 	int cuts;          /* connections cut (set by the proxy) */
 	int in_batch;      /* ... of which in the middle of a BATCH */
 	int conns;         /* connections relayed */
 	int reset;         /* connections reset, the central being away */
-	struct fc_px_pair p[FC_PX_MAX];
-	int np;
 	unsigned seed;
-} fc_px;
+};
+
+static struct fc_px_ctl *fc_px;
+
+/* The proxy process's own. */
+static struct fc_px_pair fc_px_p[FC_PX_MAX];
+static int fc_px_np;
 
 static inline void fc_px_close(int i, int cut)
 {
-	struct fc_px_pair *q = &fc_px.p[i];
+	struct fc_px_pair *q = &fc_px_p[i];
 
 	if (cut) {
-		__atomic_add_fetch(&fc_px.cuts, 1, __ATOMIC_RELEASE);
+		__atomic_add_fetch(&fc_px->cuts, 1, __ATOMIC_RELEASE);
 		if ((q->left > 0 && q->type == 5 /* BATCH */) || (q->hdr_have > 4 && q->hdr[4] == 5))
-			__atomic_add_fetch(&fc_px.in_batch, 1, __ATOMIC_RELEASE);
+			__atomic_add_fetch(&fc_px->in_batch, 1, __ATOMIC_RELEASE);
 	}
 	close(q->a);
 	close(q->b);
-	fc_px.p[i] = fc_px.p[--fc_px.np];
+	fc_px_p[i] = fc_px_p[--fc_px_np];
 }
 
 /* Follow the message framing of bytes going to the central. */
@@ -531,14 +538,14 @@ static inline int fc_px_send(int fd, const uint8_t *p, size_t n)
 static inline void fc_px_accept(void)
 {
 	struct sockaddr_in to = {.sin_family = AF_INET,
-				 .sin_port = htons((uint16_t)__atomic_load_n(&fc_px.target,
+				 .sin_port = htons((uint16_t)__atomic_load_n(&fc_px->target,
 									      __ATOMIC_ACQUIRE)),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	int a = accept4(fc_px.lfd, NULL, NULL, SOCK_CLOEXEC), b = -1, one = 1;
+	int a = accept4(fc_px->lfd, NULL, NULL, SOCK_CLOEXEC), b = -1, one = 1;
 
 	if (a < 0)
 		return;
-	if (fc_px.np < FC_PX_MAX && to.sin_port) {
+	if (fc_px_np < FC_PX_MAX && to.sin_port) {
 		b = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (b >= 0 && connect(b, (struct sockaddr *)&to, sizeof(to)) < 0) {
 			close(b);
@@ -550,45 +557,46 @@ static inline void fc_px_accept(void)
 		struct linger l = {1, 0};
 		setsockopt(a, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
 		close(a);
-		__atomic_add_fetch(&fc_px.reset, 1, __ATOMIC_RELEASE);
+		__atomic_add_fetch(&fc_px->reset, 1, __ATOMIC_RELEASE);
 		return;
 	}
 	setsockopt(a, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(b, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	fc_px.p[fc_px.np++] = (struct fc_px_pair){a, b, -1, {0}, 0, 0, 0};
-	__atomic_add_fetch(&fc_px.conns, 1, __ATOMIC_RELEASE);
+	fc_px_p[fc_px_np++] = (struct fc_px_pair){a, b, -1, {0}, 0, 0, 0};
+	__atomic_add_fetch(&fc_px->conns, 1, __ATOMIC_RELEASE);
 }
 
-static inline void *fc_px_main(void *arg)
+static inline _Noreturn void fc_px_main(void)
 {
 	static uint8_t buf[1 << 16];
+	unsigned seed = fc_px->seed;
 	int done = 0;
 
-	(void)arg;
-	while (!__atomic_load_n(&fc_px.stop, __ATOMIC_ACQUIRE)) {
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	while (!__atomic_load_n(&fc_px->stop, __ATOMIC_ACQUIRE)) {
 		struct pollfd pf[1 + 2 * FC_PX_MAX];
-		int want = __atomic_load_n(&fc_px.want, __ATOMIC_ACQUIRE), n = 1;
+		int want = __atomic_load_n(&fc_px->want, __ATOMIC_ACQUIRE), n = 1;
 
-		if (want != done && fc_px.np > 0) {
+		if (want != done && fc_px_np > 0) {
 			/* A cut: each connection goes after 0 to 256 KiB more
 			 * (while there is none, the request waits for one). */
-			for (int i = 0; i < fc_px.np; i++)
-				if (fc_px.p[i].budget < 0)
-					fc_px.p[i].budget = rand_r(&fc_px.seed) % (256 << 10);
+			for (int i = 0; i < fc_px_np; i++)
+				if (fc_px_p[i].budget < 0)
+					fc_px_p[i].budget = rand_r(&seed) % (256 << 10);
 			done = want;
 		}
-		pf[0] = (struct pollfd){__atomic_load_n(&fc_px.listening, __ATOMIC_ACQUIRE) ? fc_px.lfd : -1,
-					POLLIN, 0};
-		for (int i = 0; i < fc_px.np; i++) {
-			pf[n++] = (struct pollfd){fc_px.p[i].a, POLLIN, 0};
-			pf[n++] = (struct pollfd){fc_px.p[i].b, POLLIN, 0};
+		pf[0] = (struct pollfd){
+			__atomic_load_n(&fc_px->listening, __ATOMIC_ACQUIRE) ? fc_px->lfd : -1, POLLIN, 0};
+		for (int i = 0; i < fc_px_np; i++) {
+			pf[n++] = (struct pollfd){fc_px_p[i].a, POLLIN, 0};
+			pf[n++] = (struct pollfd){fc_px_p[i].b, POLLIN, 0};
 		}
 		if (poll(pf, (nfds_t)n, 10) <= 0)
 			continue;
 		/* Relay; walk down so that closing (which moves the last pair
 		 * into slot i) does not skip a pair that was polled. */
-		for (int i = fc_px.np - 1; i >= 0; i--) {
-			struct fc_px_pair *q = &fc_px.p[i];
+		for (int i = fc_px_np - 1; i >= 0; i--) {
+			struct fc_px_pair *q = &fc_px_p[i];
 			short ra = pf[1 + 2 * i].revents, rb = pf[2 + 2 * i].revents;
 			ssize_t r;
 			if (ra) {
@@ -625,49 +633,57 @@ static inline void *fc_px_main(void *arg)
 		if (pf[0].revents & POLLIN)
 			fc_px_accept();
 	}
-	while (fc_px.np)
-		fc_px_close(fc_px.np - 1, 0);
-	return NULL;
+	while (fc_px_np)
+		fc_px_close(fc_px_np - 1, 0);
+	_exit(0);
 }
 
-/* Start the proxy on a port of its own (fc_px.port), relaying to port
+/* Start the proxy on a port of its own (fc_px->port), relaying to port
  * @target (0: none yet); listening at once if @listening. */
 static inline void fc_px_start(int target, int listening, unsigned seed)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t l = sizeof(a);
 
-	fc_px.target = target;
-	fc_px.seed = seed;
-	fc_px.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	CHECK(fc_px.lfd >= 0, "socket");
-	CHECK_EQ(bind(fc_px.lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-	CHECK_EQ(getsockname(fc_px.lfd, (struct sockaddr *)&a, &l), 0);
-	fc_px.port = ntohs(a.sin_port);
+	fc_px = mmap(NULL, sizeof(*fc_px), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(fc_px != MAP_FAILED, "mmap");
+	memset(fc_px, 0, sizeof(*fc_px));
+	fc_px->target = target;
+	fc_px->seed = seed;
+	fc_px->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK(fc_px->lfd >= 0, "socket");
+	CHECK_EQ(bind(fc_px->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	CHECK_EQ(getsockname(fc_px->lfd, (struct sockaddr *)&a, &l), 0);
+	fc_px->port = ntohs(a.sin_port);
 	if (listening) {
-		CHECK_EQ(listen(fc_px.lfd, 16), 0);
-		fc_px.listening = 1;
+		CHECK_EQ(listen(fc_px->lfd, 16), 0);
+		fc_px->listening = 1;
 	}
-	CHECK_EQ(pthread_create(&fc_px.th, NULL, fc_px_main, NULL), 0);
+	fflush(stdout);
+	fc_px->pid = fork();
+	CHECK(fc_px->pid >= 0, "fork");
+	if (fc_px->pid == 0)
+		fc_px_main();
 }
 
-/* From now on the proxy accepts (its port has been held all along). */
+/* From now on the proxy accepts (its port has been held all along; the
+ * socket is the proxy's and ours alike). */
 static inline void fc_px_listen(void)
 {
-	CHECK_EQ(listen(fc_px.lfd, 16), 0);
-	__atomic_store_n(&fc_px.listening, 1, __ATOMIC_RELEASE);
+	CHECK_EQ(listen(fc_px->lfd, 16), 0);
+	__atomic_store_n(&fc_px->listening, 1, __ATOMIC_RELEASE);
 }
 
 static inline void fc_px_target(int port)
 {
-	__atomic_store_n(&fc_px.target, port, __ATOMIC_RELEASE);
+	__atomic_store_n(&fc_px->target, port, __ATOMIC_RELEASE);
 }
 
 static inline void fc_px_stop(void)
 {
-	__atomic_store_n(&fc_px.stop, 1, __ATOMIC_RELEASE);
-	pthread_join(fc_px.th, NULL);
-	close(fc_px.lfd);
+	__atomic_store_n(&fc_px->stop, 1, __ATOMIC_RELEASE);
+	CHECK_EQ(t_wait(fc_px->pid), 0);
+	close(fc_px->lfd);
 }
 
 static inline void fc_cleanup(struct fc *f)

@@ -51,7 +51,7 @@ int main(int argc, char **argv)
 	srandom((unsigned)seed);
 	fc_init(&f, "fwfaults", argv[optind], argv[optind + 1], 0);
 	fc_px_start(0, 1, (unsigned)seed);
-	f.upstream_port = fc_px.port;
+	f.upstream_port = fc_px->port;
 	fc_start_central(&f);
 	fc_px_target(f.port);
 	for (int h = 0; h < FC_HOSTS; h++) {
@@ -77,10 +77,10 @@ int main(int argc, char **argv)
 			CHECK_EQ(t_wait(f.host[h].pid), 128 + SIGKILL);
 			fc_start_sender(&f, h);
 		} else {
-			int cuts = __atomic_load_n(&fc_px.cuts, __ATOMIC_ACQUIRE);
-			__atomic_add_fetch(&fc_px.want, 1, __ATOMIC_RELEASE);
+			int cuts = __atomic_load_n(&fc_px->cuts, __ATOMIC_ACQUIRE);
+			__atomic_add_fetch(&fc_px->want, 1, __ATOMIC_RELEASE);
 			deadline = t_now_ns() + 30ull * 1000000000;
-			while (__atomic_load_n(&fc_px.cuts, __ATOMIC_ACQUIRE) == cuts) {
+			while (__atomic_load_n(&fc_px->cuts, __ATOMIC_ACQUIRE) == cuts) {
 				CHECK(t_now_ns() < deadline, "fault %d: the proxy never cut", i);
 				t_pause();
 			}
@@ -115,7 +115,7 @@ int main(int argc, char **argv)
 	       "(%d connections cut, %d inside a BATCH; %d connections in all); %llu records of %d "
 	       "hosts each on the central exactly once, gapless, in the same blocks as at home; "
 	       "verify and lz4 -t clean on all %d spools\n",
-	       faults, kinds[0], kinds[1], kinds[2], fc_px.cuts, fc_px.in_batch, fc_px.conns,
+	       faults, kinds[0], kinds[1], kinds[2], fc_px->cuts, fc_px->in_batch, fc_px->conns,
 	       (unsigned long long)total, FC_HOSTS, 2 * FC_HOSTS);
 	fc_cleanup(&f);
 	return 0;

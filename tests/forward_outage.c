@@ -116,7 +116,7 @@ int main(int argc, char **argv)
 	/* The sender's upstream is a port the proxy holds, not listening yet:
 	 * refused, as a central that is not there. */
 	fc_px_start(0, 0, 1);
-	f.upstream_port = fc_px.port;
+	f.upstream_port = fc_px->port;
 
 	/* 1. Nobody listening upstream. */
 	memcpy(f.sender_args, phase1, sizeof(phase1));

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * forward_tamper - a sender and a central, both with --auth-key, with a
- * hostile proxy between them that this test controls: it reads every frame
+ * hostile proxy between them that this test controls (a process of its
+ * own): it reads every frame
  * both ways and, for the first ATTACKS connections, does one thing to them
  * (CASE):
  *
@@ -64,18 +65,20 @@ struct link {
 	int replay_armed; /* replay_same: send the saved batch after this ACK */
 };
 
-static struct {
+/* The proxy is a process of its own (so that the test forks its writers
+ * with no thread running); this lives in memory both share. */
+static struct px {
 	int lfd, port;
-	pthread_t th;
+	pid_t pid;
 	int stop;
 	int attacks;     /* done (atomic) */
 	int would_pass;  /* forgeries the content checks alone would have taken */
 	int conns;
 	struct link l[4];
 	int nl;
-	struct rt_buf saved; /* a BATCH frame, for the replays */
+	struct rt_buf saved; /* a BATCH frame, for the replays (the proxy's) */
 	int saved_conn;
-} px;
+} *px;
 
 static void px_send(int fd, const uint8_t *p, size_t n)
 {
@@ -174,13 +177,13 @@ static void forged_frame(struct rt_buf *m, int type, const uint8_t *p, size_t n,
 
 static int attack_now(struct link *l)
 {
-	return !l->attacked && __atomic_load_n(&px.attacks, __ATOMIC_ACQUIRE) < ATTACKS;
+	return !l->attacked && __atomic_load_n(&px->attacks, __ATOMIC_ACQUIRE) < ATTACKS;
 }
 
 static void attacked(struct link *l)
 {
 	l->attacked = 1;
-	__atomic_add_fetch(&px.attacks, 1, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&px->attacks, 1, __ATOMIC_RELEASE);
 }
 
 /* A whole frame @p (@n bytes) from the sender: pass it on, or not. */
@@ -196,9 +199,9 @@ static void from_sender(struct link *l, uint8_t *p, size_t n)
 	}
 	l->batches++;
 	if (mode == REWRITE && attack_now(l)) {
-		int keep_tag = __atomic_load_n(&px.attacks, __ATOMIC_ACQUIRE) % 2 == 0;
+		int keep_tag = __atomic_load_n(&px->attacks, __ATOMIC_ACQUIRE) % 2 == 0;
 		rewrite_payload(p + RT_WIRE_HDR, h.len, &pl);
-		px.would_pass += passes_checks(pl.p, pl.len, l->durable);
+		px->would_pass += passes_checks(pl.p, pl.len, l->durable);
 		forged_frame(&m, RT_W_BATCH, pl.p, pl.len, 0);
 		if (keep_tag) {
 			uint16_t flags = RT_WF_TAG;
@@ -219,7 +222,7 @@ static void from_sender(struct link *l, uint8_t *p, size_t n)
 			rt_seg_block_free(&sb);
 		}
 		v = last;
-		forged_frame(&m, RT_W_ACK, (const uint8_t *)&v, 8, px.attacks % 2 == 0);
+		forged_frame(&m, RT_W_ACK, (const uint8_t *)&v, 8, px->attacks % 2 == 0);
 		attacked(l);
 		px_send(l->s.fd, m.p, m.len);
 	} else if (mode == TRUNCATE && attack_now(l)) {
@@ -232,9 +235,9 @@ static void from_sender(struct link *l, uint8_t *p, size_t n)
 		attacked(l);
 		px_send(l->c.fd, m.p, m.len);
 	} else {
-		if ((mode == REPLAY_SAME || mode == REPLAY_OTHER) && !px.saved.len && attack_now(l)) {
-			rt_buf_put(&px.saved, p, n);
-			px.saved_conn = l->conn_no;
+		if ((mode == REPLAY_SAME || mode == REPLAY_OTHER) && !px->saved.len && attack_now(l)) {
+			rt_buf_put(&px->saved, p, n);
+			px->saved_conn = l->conn_no;
 			l->replay_armed = mode == REPLAY_SAME;
 		}
 		px_send(l->c.fd, p, n);
@@ -259,7 +262,7 @@ static void from_central(struct link *l, uint8_t *p, size_t n)
 			struct rt_buf m = {0}, forged = {0};
 			make_blocks(b, 1, f.host[0].name, l->durable + 1, 52, svc, 1);
 			batch_of(&m, b, (int[]){0}, 1);
-			px.would_pass += passes_checks(m.p + RT_WIRE_HDR, m.len - RT_WIRE_HDR, l->durable);
+			px->would_pass += passes_checks(m.p + RT_WIRE_HDR, m.len - RT_WIRE_HDR, l->durable);
 			forged_frame(&forged, RT_W_BATCH, m.p + RT_WIRE_HDR, m.len - RT_WIRE_HDR, 1);
 			attacked(l);
 			px_send(l->c.fd, forged.p, forged.len);
@@ -267,20 +270,20 @@ static void from_central(struct link *l, uint8_t *p, size_t n)
 			rt_buf_free(&m);
 			rt_buf_free(&forged);
 		}
-		if (mode == REPLAY_OTHER && px.saved.len && l->conn_no != px.saved_conn &&
+		if (mode == REPLAY_OTHER && px->saved.len && l->conn_no != px->saved_conn &&
 		    attack_now(l)) {
 			attacked(l);
-			px_send(l->c.fd, px.saved.p, px.saved.len);
+			px_send(l->c.fd, px->saved.p, px->saved.len);
 		}
 	}
 	if (h.type == RT_W_ACK && l->replay_armed && attack_now(l)) {
 		l->replay_armed = 0;
 		attacked(l);
-		px_send(l->c.fd, px.saved.p, px.saved.len);
+		px_send(l->c.fd, px->saved.p, px->saved.len);
 		/* The next saved batch is of a later connection. */
-		px.saved.len = 0;
+		px->saved.len = 0;
 	}
-	if (h.type == RT_W_ACK && mode == REPLAY_OTHER && l->conn_no == px.saved_conn &&
+	if (h.type == RT_W_ACK && mode == REPLAY_OTHER && l->conn_no == px->saved_conn &&
 	    !l->attacked) {
 		/* End this connection, so that the saved batch meets another. */
 		shutdown(l->s.fd, SHUT_RDWR);
@@ -290,11 +293,11 @@ static void from_central(struct link *l, uint8_t *p, size_t n)
 
 static void link_close(int i)
 {
-	close(px.l[i].s.fd);
-	close(px.l[i].c.fd);
-	rt_buf_free(&px.l[i].s.in);
-	rt_buf_free(&px.l[i].c.in);
-	px.l[i] = px.l[--px.nl];
+	close(px->l[i].s.fd);
+	close(px->l[i].c.fd);
+	rt_buf_free(&px->l[i].s.in);
+	rt_buf_free(&px->l[i].c.in);
+	px->l[i] = px->l[--px->nl];
 }
 
 /* Read what @from has; hand each whole frame to @fn. @return -1 when it
@@ -318,47 +321,47 @@ static int pump(struct link *l, struct side *from, void (*fn)(struct link *, uin
 	}
 }
 
-static void *px_main(void *arg)
+static _Noreturn void px_main(void)
 {
-	(void)arg;
-	while (!__atomic_load_n(&px.stop, __ATOMIC_ACQUIRE)) {
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	while (!__atomic_load_n(&px->stop, __ATOMIC_ACQUIRE)) {
 		struct pollfd pf[1 + 8];
 		int n = 1;
 
-		pf[0] = (struct pollfd){px.lfd, POLLIN, 0};
-		for (int i = 0; i < px.nl; i++) {
-			pf[n++] = (struct pollfd){px.l[i].s.fd, POLLIN, 0};
-			pf[n++] = (struct pollfd){px.l[i].c.fd, POLLIN, 0};
+		pf[0] = (struct pollfd){px->lfd, POLLIN, 0};
+		for (int i = 0; i < px->nl; i++) {
+			pf[n++] = (struct pollfd){px->l[i].s.fd, POLLIN, 0};
+			pf[n++] = (struct pollfd){px->l[i].c.fd, POLLIN, 0};
 		}
 		if (poll(pf, (nfds_t)n, 10) <= 0)
 			continue;
-		for (int i = px.nl - 1; i >= 0; i--) {
-			if ((pf[1 + 2 * i].revents && pump(&px.l[i], &px.l[i].s, from_sender) < 0) ||
-			    (pf[2 + 2 * i].revents && pump(&px.l[i], &px.l[i].c, from_central) < 0))
+		for (int i = px->nl - 1; i >= 0; i--) {
+			if ((pf[1 + 2 * i].revents && pump(&px->l[i], &px->l[i].s, from_sender) < 0) ||
+			    (pf[2 + 2 * i].revents && pump(&px->l[i], &px->l[i].c, from_central) < 0))
 				link_close(i);
 		}
 		if (pf[0].revents & POLLIN) {
-			int a = accept4(px.lfd, NULL, NULL, SOCK_CLOEXEC);
+			int a = accept4(px->lfd, NULL, NULL, SOCK_CLOEXEC);
 			if (a < 0)
 				continue;
-			if (px.nl == 4) {
+			if (px->nl == 4) {
 				close(a);
 				continue;
 			}
-			memset(&px.l[px.nl], 0, sizeof(px.l[px.nl]));
-			px.l[px.nl].s.fd = a;
-			px.l[px.nl].c.fd = cl_connect_fd(NULL, "127.0.0.1", f.port, 1);
-			px.l[px.nl].conn_no = ++px.conns;
-			if (px.l[px.nl].c.fd < 0) {
+			memset(&px->l[px->nl], 0, sizeof(px->l[px->nl]));
+			px->l[px->nl].s.fd = a;
+			px->l[px->nl].c.fd = cl_connect_fd(NULL, "127.0.0.1", f.port, 1);
+			px->l[px->nl].conn_no = ++px->conns;
+			if (px->l[px->nl].c.fd < 0) {
 				close(a);
 				continue;
 			}
-			px.nl++;
+			px->nl++;
 		}
 	}
-	while (px.nl)
-		link_close(px.nl - 1);
-	return NULL;
+	while (px->nl)
+		link_close(px->nl - 1);
+	_exit(0);
 }
 
 static void px_start(void)
@@ -366,13 +369,20 @@ static void px_start(void)
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t l = sizeof(a);
 
-	px.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	CHECK(px.lfd >= 0, "socket");
-	CHECK_EQ(bind(px.lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-	CHECK_EQ(listen(px.lfd, 16), 0);
-	CHECK_EQ(getsockname(px.lfd, (struct sockaddr *)&a, &l), 0);
-	px.port = ntohs(a.sin_port);
-	CHECK_EQ(pthread_create(&px.th, NULL, px_main, NULL), 0);
+	px = mmap(NULL, sizeof(*px), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(px != MAP_FAILED, "mmap");
+	memset(px, 0, sizeof(*px));
+	px->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK(px->lfd >= 0, "socket");
+	CHECK_EQ(bind(px->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	CHECK_EQ(listen(px->lfd, 16), 0);
+	CHECK_EQ(getsockname(px->lfd, (struct sockaddr *)&a, &l), 0);
+	px->port = ntohs(a.sin_port);
+	fflush(stdout);
+	px->pid = fork();
+	CHECK(px->pid >= 0, "fork");
+	if (px->pid == 0)
+		px_main();
 }
 
 /* ------------------------------------------------------------------------ */
@@ -449,7 +459,6 @@ static void reorder(void)
 	cl_send(c.fd, m2.p, m2.len);
 	cl_send(c.fd, m1.p, m1.len);
 	cl_expect_error(&c, RT_WE_AUTH, "failed authentication", "two frames swapped");
-	__atomic_add_fetch(&px.attacks, 1, __ATOMIC_RELEASE);
 	cl_close(&c);
 	free_blocks(b, 2);
 	rt_buf_free(&m1);
@@ -488,7 +497,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	px_start();
-	f.upstream_port = px.port;
+	f.upstream_port = px->port;
 	rings[0] = f.host[0].ring;
 	fc_start_sender(&f, 0);
 	sc_start_writers_into(2000, rings);
@@ -496,12 +505,12 @@ int main(int argc, char **argv)
 	/* The attacks, while the writers write and the sender sends. */
 	t0 = t_now_ns();
 	deadline = t0 + 60ull * 1000000000;
-	while (__atomic_load_n(&px.attacks, __ATOMIC_ACQUIRE) < ATTACKS) {
+	while (__atomic_load_n(&px->attacks, __ATOMIC_ACQUIRE) < ATTACKS) {
 		uint64_t a = sender_acked(), d = fc_central_durable(&f, 0);
 		/* The sender never believes more than the central holds. */
 		if (a > d)
 			worst_lead = a - d > worst_lead ? a - d : worst_lead;
-		CHECK(t_now_ns() < deadline, "only %d attacks in 60 s", px.attacks);
+		CHECK(t_now_ns() < deadline, "only %d attacks in 60 s", px->attacks);
 		t_pause();
 	}
 	/* Then an honest proxy: everything gets through, no stall. */
@@ -511,9 +520,9 @@ int main(int argc, char **argv)
 	       mode_names[mode], ATTACKS, (double)(t_now_ns() - t0) / 1e9);
 	fc_stop(f.host[0].pid);
 	fc_stop(f.central_pid);
-	__atomic_store_n(&px.stop, 1, __ATOMIC_RELEASE);
-	pthread_join(px.th, NULL);
-	close(px.lfd);
+	__atomic_store_n(&px->stop, 1, __ATOMIC_RELEASE);
+	CHECK_EQ(t_wait(px->pid), 0); /* the proxy's own checks passed */
+	close(px->lfd);
 
 	refused_c = count_lines(f.log, "failed authentication") +
 		    count_lines(f.log, "a frame without its authentication tag");
@@ -527,10 +536,10 @@ int main(int argc, char **argv)
 	CHECK(worst_lead == 0, "the sender believed #%llu more than the central held",
 	      (unsigned long long)worst_lead);
 	if (mode == REWRITE || mode == INJECT)
-		CHECK(px.would_pass == ATTACKS,
+		CHECK(px->would_pass == ATTACKS,
 		      "only %d of %d forgeries would have passed the content checks: the test "
 		      "does not show what the tags stop",
-		      px.would_pass, ATTACKS);
+		      px->would_pass, ATTACKS);
 	fc_check_host(&f, 0, 1, &loc, &cen);
 	CHECK(cen.taken == loc.taken, "%llu records at home, %llu on the central",
 	      (unsigned long long)loc.taken, (unsigned long long)cen.taken);
