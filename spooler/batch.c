@@ -3,7 +3,8 @@
  * batch.c - the central server's check of a BATCH payload, whole, before
  * anything of it is stored: framing, every INDEX frame, every DATA frame's
  * XXH3-64, that the blocks follow on in sequence, and (decompressing and
- * decoding each new block) that what its INDEX frame says is true. No I/O:
+ * decoding each new block) that what its INDEX frame says is true and that
+ * every service name in it is one a writer could have given. No I/O:
  * receive.c stores what passes, the fuzzer feeds it anything.
  */
 #include <errno.h>
@@ -18,6 +19,38 @@
 
 /* The largest block body ringtaild makes (--block-size) */
 #define MAX_BODY (256u << 20)
+
+/* shm/record.c (package ring): a service name as a writer may give it:
+ * 1..64 bytes, valid UTF-8, no '/' or control bytes, not "." or "..", not
+ * reserved. Declared here until rtshm.h carries it. */
+int rt_service_name_ok(const char *s, size_t n);
+
+/* Names ringtaild itself gives its records, which a writer may not: a
+ * sender's own messages ("ringtaild") and its loss records ("ringtail")
+ * travel in its blocks like any other. */
+static int service_ok(const char *s, size_t n)
+{
+	return rt_service_name_ok(s, n) || (n == 8 && !memcmp(s, "ringtail", 8)) ||
+	       (n == 9 && !memcmp(s, "ringtaild", 9));
+}
+
+/* Every service name of a block, in its INDEX frame (@blk NULL) or in its
+ * body's dictionary, as the ring would have taken it. */
+static const char *bad_service(const struct rt_seg_block *sb, const struct rt_block *blk)
+{
+	if (!blk) {
+		for (uint32_t v = 0; v < sb->nsvc; v++)
+			if (!service_ok(sb->svc[v].name, sb->svc[v].name_len))
+				return "its index names a service that is not a valid name";
+		return NULL;
+	}
+	for (uint32_t v = 0; v < blk->nsvc; v++) {
+		const uint8_t *name = blk->svc_names + blk->svc_off[v];
+		if (!service_ok((const char *)name + 1, name[0]))
+			return "its records name a service that is not a valid name";
+	}
+	return NULL;
+}
 
 static int no(struct rt_batch *b, uint32_t code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -52,6 +85,9 @@ static int check_block(struct rt_batch *b, const struct rt_seg_block *sb, const 
 	if (sb->body_len > MAX_BODY || sb->body_len / 256 > sb->data_len)
 		return no(b, RT_WE_DATA, "block #%" PRIu64 ": claims an impossible size (%u bytes)",
 			  sb->first_seq, sb->body_len);
+	why = bad_service(sb, NULL);
+	if (why)
+		return no(b, RT_WE_DATA, "block #%" PRIu64 ": %s", sb->first_seq, why);
 	err = rt_block_inflate(data, sb->data_len, sb->body_len, &b->body);
 	if (err == -ENOMEM)
 		return err;
@@ -59,6 +95,9 @@ static int check_block(struct rt_batch *b, const struct rt_seg_block *sb, const 
 		return no(b, RT_WE_DATA,
 			  "block #%" PRIu64 ": its data does not decompress to a valid block",
 			  sb->first_seq);
+	why = bad_service(sb, &b->blk);
+	if (why)
+		return no(b, RT_WE_DATA, "block #%" PRIu64 ": %s", sb->first_seq, why);
 	acc = calloc(sb->nsvc, sizeof(*acc));
 	if (!acc)
 		return -ENOMEM;

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <netdb.h>
+#include <openssl/crypto.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -29,11 +30,22 @@
 
 #include "rtcentral.h"
 #include "rtwire.h"
+#include "wireio.h"
 
 #define PING_NS (15ull * 1000000000)
 #define IDLE_POLL_MS 5
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 30000
+/* The server answers each request (a batch: after checking, writing and
+ * syncing it) within this; an answer begun must then be whole within the
+ * grace, and a frame either way move at least at the rate: so a peer that
+ * dribbles, or a stranger in between, never holds the sender up for long. */
+#define RESPONSE_NS (60ull * 1000000000)
+#define FRAME_GRACE_NS (10ull * 1000000000)
+#define MIN_RATE (16u << 10)
+#define STOP_GRACE_NS (2ull * 1000000000)
+
+static const struct rt_wire_limits limits = {FRAME_GRACE_NS, MIN_RATE};
 
 struct rt_forwarder {
 	struct rt_forward_config cfg;
@@ -49,11 +61,15 @@ struct rt_forwarder {
 	struct rt_forward_state *st;
 	uint64_t persisted;     /* acked_seq last made durable in SPOOL/forward */
 	uint64_t persisted_at;
+	/* The connection's keys and counters. */
+	struct rt_wire_session sess;
+	int welcomed;           /* WELCOME received: from now on every frame is tagged */
 	/* Reading the spool. */
 	struct rt_seg *seg;
 	int seg_fd;
 	uint64_t next;          /* the next record to send */
-	struct rt_buf msg, in, frame;
+	struct rt_buf msg, frame;
+	struct rt_wire_in in;
 	uint64_t last_ping;
 	uint64_t last_lag;
 	uint64_t backoff_ms;
@@ -102,6 +118,23 @@ static void st_end(struct rt_forwarder *f)
 
 static void fail(struct rt_forwarder *f, int sev, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* A message before the thread runs. */
+static void say(const struct rt_forward_config *c, int sev, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void say(const struct rt_forward_config *c, int sev, const char *fmt, ...)
+{
+	char buf[600];
+	va_list ap;
+
+	if (!c->log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	c->log(c->log_arg, sev, buf);
+}
 
 /* Record (and log) why forwarding is not going on. */
 static void fail(struct rt_forwarder *f, int sev, const char *fmt, ...)
@@ -154,65 +187,75 @@ static void nap(struct rt_forwarder *f, uint64_t ms)
  * The connection
  * ------------------------------------------------------------------------ */
 
-static int write_all(int fd, const void *p, size_t n)
+/* Send what f->msg holds. */
+static int send_msg(struct rt_forwarder *f, int fd)
 {
-	const uint8_t *b = p;
-
-	while (n) {
-		ssize_t r = send(fd, b, n, MSG_NOSIGNAL);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		b += r;
-		n -= (size_t)r;
-	}
-	return 0;
+	return rt_wire_send(fd, f->msg.p, f->msg.len, &limits);
 }
 
-static int read_all(int fd, void *p, size_t n)
+/* Finish the message at @start of f->msg (tagged in a keyed session). */
+static int seal(struct rt_forwarder *f, size_t start)
 {
-	uint8_t *b = p;
-
-	while (n) {
-		ssize_t r = recv(fd, b, n, 0);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno == EAGAIN ? -ETIMEDOUT : -errno;
-		}
-		if (r == 0)
-			return -ECONNRESET;
-		b += r;
-		n -= (size_t)r;
-	}
-	return 0;
+	return rt_wire_tag(&f->sess, &f->msg, start);
 }
 
-/* Read a message; an ERROR from the server becomes a logged reason. */
-static int read_msg(struct rt_forwarder *f, int fd, uint32_t max, struct rt_wire_hdr *h)
+/*
+ * Read the server's next message into f->in, checking its tag and sum; an
+ * ERROR from the server becomes a logged reason (-EPROTO). Before WELCOME an
+ * ERROR may come without a tag (a server that could not check our proof
+ * cannot tag its answer): it is believed only as far as closing goes, and
+ * logged as unauthenticated. @return 0 or -errno.
+ */
+static int read_msg(struct rt_forwarder *f, int fd, uint32_t max)
 {
-	uint8_t hdr[RT_WIRE_HDR];
-	int err = read_all(fd, hdr, sizeof(hdr));
+	struct rt_wire_in *in = &f->in;
+	char reason[400];
+	uint32_t code;
+	const char *why;
+	int err = rt_wire_recv(fd, f->stop_fd, max, rt_mono_ns() + RESPONSE_NS, &limits, in);
 
+	/* Asked to stop while an answer is due: it usually is a moment away
+	 * (the ACK of a batch the server has stored), and taking it keeps
+	 * SPOOL/forward true; a server that says nothing is not waited for. */
+	if (err == -ECANCELED)
+		err = rt_wire_recv(fd, -1, max, rt_mono_ns() + STOP_GRACE_NS, &limits, in);
+	if (err == -ETIMEDOUT && __atomic_load_n(&f->stop, __ATOMIC_RELAXED))
+		return -ECANCELED;
+
+	if (err == -EPROTONOSUPPORT && in->h.version == 1 && in->h.type == RT_W_ERROR &&
+	    in->buf.len == in->h.len &&
+	    rt_wire_get_error(in->buf.p, in->buf.len, &code, reason, sizeof(reason)) == 0) {
+		fail(f, RT_ERROR, "upstream %s speaks forwarding protocol version 1 (this ringtaild "
+				  "speaks %d): upgrade ringtaild there; it said: %s",
+		     f->cfg.upstream, RT_WIRE_VERSION, reason);
+		return -EPROTO;
+	}
+	if (err == -EPROTONOSUPPORT) {
+		fail(f, RT_ERROR, "upstream %s speaks forwarding protocol version %u (this ringtaild "
+				  "speaks %d)",
+		     f->cfg.upstream, in->h.version, RT_WIRE_VERSION);
+		return -EPROTO;
+	}
+	if (err == -ETIME || err == -ENODATA || err == -EBADMSG || err == -EMSGSIZE) {
+		fail(f, RT_WARN, "upstream %s: %s; reconnecting", f->cfg.upstream, in->why);
+		return -EPROTO;
+	}
 	if (err)
 		return err;
-	if (rt_wire_hdr_get(hdr, max, h))
-		return -EBADMSG;
-	f->in.len = 0;
-	if (rt_buf_reserve(&f->in, h->len))
-		return -ENOMEM;
-	err = read_all(fd, f->in.p, h->len);
-	if (err)
-		return err;
-	f->in.len = h->len;
-	if (rt_wire_sum(f->in.p, h->len) != h->sum)
-		return -EBADMSG;
-	if (h->type == RT_W_ERROR) {
-		char reason[400];
-		uint32_t code;
-		if (rt_wire_get_error(f->in.p, f->in.len, &code, reason, sizeof(reason)) == 0)
+	if (in->h.type == RT_W_ERROR && !(in->h.flags & RT_WF_TAG) && !f->welcomed &&
+	    rt_wire_sum(in->buf.p, in->h.len) == in->h.sum &&
+	    rt_wire_get_error(in->buf.p, in->buf.len, &code, reason, sizeof(reason)) == 0) {
+		fail(f, RT_ERROR, "upstream %s refused: %s%s", f->cfg.upstream, reason,
+		     f->sess.keyed ? " (an answer without a tag: not proven to be the server's)" : "");
+		return -EPROTO;
+	}
+	err = rt_wire_verify(&f->sess, in->raw, &in->h, in->buf.p, in->tag, &why);
+	if (err) {
+		fail(f, RT_ERROR, "upstream %s: %s; not believed, reconnecting", f->cfg.upstream, why);
+		return -EPROTO;
+	}
+	if (in->h.type == RT_W_ERROR) {
+		if (rt_wire_get_error(in->buf.p, in->buf.len, &code, reason, sizeof(reason)) == 0)
 			fail(f, RT_ERROR, "upstream %s refused: %s", f->cfg.upstream, reason);
 		return -EPROTO;
 	}
@@ -267,14 +310,8 @@ static int connect_upstream(struct rt_forwarder *f)
 		     strerror(err));
 		return -err;
 	}
-	{
-		struct timeval tv = {30, 0};
-		int fl = fcntl(fd, F_GETFL);
-		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	}
+	/* Non-blocking it stays: every read and write has a deadline. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
 }
 
@@ -283,10 +320,11 @@ static int handshake(struct rt_forwarder *f, int fd, uint64_t *durable, uint32_t
 	struct rt_hello hello;
 	struct rt_challenge ch;
 	struct rt_welcome wl;
-	struct rt_wire_hdr h;
-	uint8_t mac[RT_WIRE_MAC];
+	struct rt_buf hello_raw = {0};
 	int err;
 
+	rt_wire_session_free(&f->sess);
+	f->welcomed = 0;
 	memset(&hello, 0, sizeof(hello));
 	hello.version = RT_WIRE_VERSION;
 	memcpy(hello.epoch, f->sp->epoch, 16);
@@ -294,47 +332,45 @@ static int handshake(struct rt_forwarder *f, int fd, uint64_t *durable, uint32_t
 	if (getrandom(hello.nonce, sizeof(hello.nonce), 0) != sizeof(hello.nonce))
 		return -EIO;
 	f->msg.len = 0;
-	if (rt_wire_hello(&f->msg, &hello) || write_all(fd, f->msg.p, f->msg.len))
+	if (rt_wire_hello(&f->msg, &hello) || send_msg(f, fd))
 		return -EIO;
-	err = read_msg(f, fd, RT_WIRE_MAX_HANDSHAKE, &h);
-	if (err)
-		return err;
-	if (h.type != RT_W_CHALLENGE || rt_wire_get_challenge(f->in.p, f->in.len, &ch))
-		return -EBADMSG;
-	if ((ch.flags & RT_CH_AUTH) && !f->key_len) {
+	/* The payload as sent: the keys are derived from it. */
+	if (rt_buf_put(&hello_raw, f->msg.p + RT_WIRE_HDR, f->msg.len - RT_WIRE_HDR))
+		return -ENOMEM;
+	err = read_msg(f, fd, RT_WIRE_MAX_HANDSHAKE);
+	if (!err && (f->in.h.type != RT_W_CHALLENGE ||
+		     rt_wire_get_challenge(f->in.buf.p, f->in.buf.len, &ch)))
+		err = -EBADMSG;
+	if (!err && (ch.flags & RT_CH_AUTH) && !f->key_len) {
 		fail(f, RT_ERROR, "upstream %s wants a key: start ringtaild with --auth-key",
 		     f->cfg.upstream);
-		return -EACCES;
+		err = -EACCES;
 	}
-	f->msg.len = 0;
-	if (f->key_len) {
-		if (rt_wire_mac(f->key, f->key_len, 0, ch.nonce, hello.nonce, hello.epoch, hello.host,
-				mac))
-			return -EIO;
-		err = rt_wire_auth(&f->msg, mac, RT_WIRE_MAC);
-	} else {
-		err = rt_wire_auth(&f->msg, mac, 0);
+	if (!err && !(ch.flags & RT_CH_AUTH) && f->key_len) {
+		/* It does not ask for a proof, so it could not give one:
+		 * our records go to no one who does not hold our key. */
+		fail(f, RT_ERROR, "upstream %s could not prove it holds our key; not sending",
+		     f->cfg.upstream);
+		err = -EACCES;
 	}
-	if (err || write_all(fd, f->msg.p, f->msg.len))
-		return -EIO;
-	err = read_msg(f, fd, RT_WIRE_MAX_HANDSHAKE, &h);
+	if (!err)
+		err = rt_wire_session_init(&f->sess, f->key_len ? f->key : NULL, f->key_len, 0,
+					   hello_raw.p, hello_raw.len, f->in.buf.p, f->in.buf.len);
+	rt_buf_free(&hello_raw);
 	if (err)
 		return err;
-	if (h.type != RT_W_WELCOME || rt_wire_get_welcome(f->in.p, f->in.len, &wl))
+	/* AUTH: with a key, its tag is our proof. */
+	f->msg.len = 0;
+	if (rt_wire_auth(&f->msg) || seal(f, 0) || send_msg(f, fd))
+		return -EIO;
+	err = read_msg(f, fd, RT_WIRE_MAX_HANDSHAKE);
+	if (err)
+		return err;
+	if (f->in.h.type != RT_W_WELCOME || rt_wire_get_welcome(f->in.buf.p, f->in.buf.len, &wl))
 		return -EBADMSG;
-	if (f->key_len) {
-		/* The server proves it holds the key too: our records go to no
-		 * one else. */
-		uint8_t want[RT_WIRE_MAC];
-		if (rt_wire_mac(f->key, f->key_len, 1, hello.nonce, ch.nonce, hello.epoch, hello.host,
-				want))
-			return -EIO;
-		if (wl.mac_len != RT_WIRE_MAC || !rt_wire_mac_equal(wl.mac, want)) {
-			fail(f, RT_ERROR, "upstream %s could not prove it holds our key; not sending",
-			     f->cfg.upstream);
-			return -EACCES;
-		}
-	}
+	/* With a key, the WELCOME's tag proved the server holds it too, and
+	 * that what it says it holds is what it said. */
+	f->welcomed = 1;
 	*durable = wl.durable_seq;
 	*max_batch = wl.max_batch;
 	return 0;
@@ -433,8 +469,12 @@ static int fill(struct rt_forwarder *f, uint32_t max, uint64_t *last)
 	if (b == s->nblocks)
 		return 0;
 	if (s->blocks[b].first_seq != f->next) {
+		/* What the server holds did not come from this spool: with
+		 * keys only a holder of this host's key could have sent it.
+		 * Nothing sent can mend it; an operator must look. */
 		fail(f, RT_ERROR, "upstream holds part of a block (up to #%" PRIu64 " of #%" PRIu64
-				  "..#%" PRIu64 ")",
+				  "..#%" PRIu64 "): records it holds for this host and epoch did not "
+				  "come from this spool; its copy needs a look (retrying)",
 		     f->next - 1, s->blocks[b].first_seq,
 		     s->blocks[b].first_seq + s->blocks[b].nrec - 1);
 		return -EPROTO;
@@ -459,6 +499,8 @@ static int fill(struct rt_forwarder *f, uint32_t max, uint64_t *last)
 		*last = sb->first_seq + sb->nrec - 1;
 	}
 	rt_wire_end(&f->msg, start, RT_W_BATCH);
+	if (seal(f, start))
+		return -EIO;
 	return recs;
 }
 
@@ -490,7 +532,6 @@ static uint64_t lag_bytes(struct rt_forwarder *f, uint64_t acked)
 /* Send batches while the connection lasts. */
 static int stream(struct rt_forwarder *f, int fd, uint64_t acked, uint32_t max_batch)
 {
-	struct rt_wire_hdr h;
 	uint32_t max = f->cfg.max_batch < max_batch ? f->cfg.max_batch : max_batch;
 	int err;
 
@@ -514,7 +555,7 @@ static int stream(struct rt_forwarder *f, int fd, uint64_t acked, uint32_t max_b
 		}
 		if (r == 1 && gap_to) {
 			f->msg.len = 0;
-			if (rt_wire_gap(&f->msg, f->next, gap_to) || write_all(fd, f->msg.p, f->msg.len))
+			if (rt_wire_gap(&f->msg, f->next, gap_to) || seal(f, 0) || send_msg(f, fd))
 				return -EIO;
 			fail(f, RT_WARN, "records #%" PRIu64 " to #%" PRIu64
 					 " left the spool before they were forwarded",
@@ -542,29 +583,29 @@ static int stream(struct rt_forwarder *f, int fd, uint64_t acked, uint32_t max_b
 			uint64_t now = mono_ns();
 			if (now - f->last_ping > PING_NS) {
 				f->msg.len = 0;
-				if (rt_wire_empty(&f->msg, RT_W_PING) ||
-				    write_all(fd, f->msg.p, f->msg.len))
+				if (rt_wire_empty(&f->msg, RT_W_PING) || seal(f, 0) || send_msg(f, fd))
 					return -EIO;
-				err = read_msg(f, fd, 4096, &h);
+				err = read_msg(f, fd, 4096);
 				if (err)
 					return err;
-				if (h.type != RT_W_PONG)
+				if (f->in.h.type != RT_W_PONG)
 					return -EBADMSG;
 				f->last_ping = now;
 				set_acked(f, acked, 0);
 			}
 			if (poll(p, 2, IDLE_POLL_MS) > 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-				err = read_msg(f, fd, 4096, &h);
+				err = read_msg(f, fd, 4096);
 				return err ? err : -EBADMSG;
 			}
 			continue;
 		}
-		if ((err = write_all(fd, f->msg.p, f->msg.len)) != 0)
+		if ((err = send_msg(f, fd)) != 0)
 			return err;
-		err = read_msg(f, fd, 4096, &h);
+		err = read_msg(f, fd, 4096);
 		if (err)
 			return err;
-		if (h.type != RT_W_ACK || rt_wire_get_u64(f->in.p, f->in.len, &ack) || ack != last) {
+		if (f->in.h.type != RT_W_ACK || rt_wire_get_u64(f->in.buf.p, f->in.buf.len, &ack) ||
+		    ack != last) {
 			fail(f, RT_ERROR, "upstream %s answered a batch up to #%" PRIu64
 					  " with something else",
 			     f->cfg.upstream, last);
@@ -611,14 +652,15 @@ static void *forward_main(void *arg)
 				st_end(f);
 				set_acked(f, durable, 0);
 				err = stream(f, fd, durable, max_batch);
-				if (err && err != -EPROTO)
+				if (err && err != -EPROTO && err != -ECANCELED)
 					fail(f, RT_WARN, "connection to upstream %s lost: %s; retrying",
 					     f->cfg.upstream, strerror(-err));
-			} else if (err != -EPROTO && err != -EACCES) {
+			} else if (err != -EPROTO && err != -EACCES && err != -ECANCELED) {
 				fail(f, RT_WARN, "handshake with upstream %s failed: %s; retrying",
 				     f->cfg.upstream, strerror(-err));
 			}
 			close(fd);
+			rt_wire_session_free(&f->sess);
 			drop_seg(f);
 			st_begin(f);
 			f->st->connected = 0;
@@ -642,7 +684,7 @@ int rt_forward_start(const struct rt_forward_config *c, struct rt_spool *sp, uin
 {
 	struct rt_forwarder *f = calloc(1, sizeof(*f));
 	struct stat st;
-	int err;
+	int err, said = 0;
 
 	if (!f)
 		return -ENOMEM;
@@ -654,10 +696,23 @@ int rt_forward_start(const struct rt_forward_config *c, struct rt_spool *sp, uin
 	f->seg_fd = -1;
 	f->stop_fd = -1;
 	f->fwd_fd = -1;
+	if (!rt_wire_host_ok(sp->host)) {
+		/* A spool made before host names were checked. */
+		say(c, RT_ERROR, "cannot forward to %s: this spool's host name is not one a central "
+				 "takes (1 to 255 of A-Z a-z 0-9 . _ -, not starting with . or -)",
+		    c->upstream);
+		err = -EINVAL;
+		said = 1;
+		goto fail;
+	}
 	if (c->key_file) {
-		err = rt_wire_load_key(c->key_file, f->key, sizeof(f->key));
-		if (err < 0)
+		err = rt_wire_load_key(AT_FDCWD, c->key_file, f->key, sizeof(f->key));
+		if (err < 0) {
+			say(c, RT_ERROR, "cannot forward to %s: cannot use the key %s: %s", c->upstream,
+			    c->key_file, rt_wire_key_error(err));
+			said = 1;
 			goto fail;
+		}
 		f->key_len = (size_t)err;
 	}
 	/* SPOOL/forward: where forwarding stands, across restarts. */
@@ -698,6 +753,8 @@ int rt_forward_start(const struct rt_forward_config *c, struct rt_spool *sp, uin
 	*out = f;
 	return 0;
 fail:
+	if (!said)
+		say(c, RT_ERROR, "cannot forward to %s: %s", c->upstream, strerror(-err));
 	rt_forward_stop(f);
 	return err;
 }
@@ -724,8 +781,10 @@ void rt_forward_stop(struct rt_forwarder *f)
 		close(f->fwd_fd);
 	if (f->stop_fd >= 0)
 		close(f->stop_fd);
+	rt_wire_session_free(&f->sess);
+	OPENSSL_cleanse(f->key, sizeof(f->key));
 	rt_buf_free(&f->msg);
-	rt_buf_free(&f->in);
+	rt_wire_in_free(&f->in);
 	rt_buf_free(&f->frame);
 	free(f);
 }

@@ -77,7 +77,8 @@ static const char usage[] =
 	"  --ring-group GROUP     group of a ring it makes (mode 0660)\n"
 	"  --spool DIR            the spool (default /var/lib/ringtail for root, else\n"
 	"                         $XDG_STATE_HOME/ringtail or ~/.local/state/ringtail)\n"
-	"  --host NAME            host name recorded in a new spool (default: hostname)\n"
+	"  --host NAME            host name recorded in a new spool (default: hostname):\n"
+	"                         1-255 of A-Z a-z 0-9 . _ -, not starting with . or -\n"
 	"  --segment-size BYTES   start a new segment past this size (default 64M)\n"
 	"  --segment-age DURATION ... or this age (default 1h)\n"
 	"  --retain-bytes BYTES   remove the oldest segments past this total (default 4G)\n"
@@ -94,9 +95,22 @@ static const char usage[] =
 	"                         this (default: twice --retain-bytes), then with a record\n"
 	"                         of exactly which records were given up\n"
 	"  --listen ADDR:PORT     be the central server instead: receive forwarding hosts\n"
-	"                         into --spool DIR (one spool per host and epoch); no ring\n"
-	"  --auth-key FILE        a shared secret (16+ bytes, mode 0600) both ends prove they\n"
-	"                         hold; without it the server takes loopback connections only\n"
+	"                         into --spool DIR (one spool per host and epoch); no ring;\n"
+	"                         port 0: any free port\n"
+	"  --auth-key FILE        a secret (16+ bytes, mode 0600, ours) both ends prove they\n"
+	"                         hold; every frame is then authenticated with keys drawn\n"
+	"                         from it. On a sender, its key (shared or its own); on the\n"
+	"                         server, the key of hosts without one in --host-keys.\n"
+	"                         No key at all: the server takes loopback connections only\n"
+	"  --host-keys DIR        server: a key file per host name; such a host must prove\n"
+	"                         its own key (the shared one will not do), and only its own\n"
+	"                         key may bring the server a new spool epoch of that host\n"
+	"  --port-file FILE       server: write the port listened on to FILE once listening\n"
+	"  --max-conns N          server: authenticated connections at once (default 256);\n"
+	"                         N/4 more may be in their handshake, 8 of them per address\n"
+	"  --handshake-timeout DURATION  server: the whole handshake, and a message once\n"
+	"                         begun, must be done within this (default 10s) ...\n"
+	"  --min-rate BYTES       ... a message also at this rate per second (default 16K)\n"
 	"DURATION: a number with ns, us, ms, s, m, h or d. BYTES: with K, M, G or T.\n";
 
 int main(int argc, char **argv)
@@ -118,6 +132,11 @@ int main(int argc, char **argv)
 		{"listen", required_argument, NULL, 'l'},
 		{"auth-key", required_argument, NULL, 'K'},
 		{"retain-hard-bytes", required_argument, NULL, 'B'},
+		{"host-keys", required_argument, NULL, 'D'},
+		{"port-file", required_argument, NULL, 'P'},
+		{"max-conns", required_argument, NULL, 'M'},
+		{"handshake-timeout", required_argument, NULL, 'T'},
+		{"min-rate", required_argument, NULL, 'R'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
@@ -126,6 +145,8 @@ int main(int argc, char **argv)
 	struct rt_spoold_config cfg;
 	struct rt_forwarder *fw = NULL;
 	const char *upstream = NULL, *listen_addr = NULL, *key_file = NULL;
+	const char *host_keys = NULL, *port_file = NULL;
+	uint64_t max_conns = 0, handshake_ns = 0, min_rate = 0;
 	struct rt_spoold *d;
 	struct rt_spoold_stats st;
 	struct sigaction sa;
@@ -158,6 +179,12 @@ int main(int argc, char **argv)
 			break;
 		case 'H':
 			cfg.host = optarg;
+			if (!rt_wire_host_ok(optarg)) {
+				fprintf(stderr, "ringtaild: bad host name '%s': 1 to 255 of A-Z a-z "
+						"0-9 . _ -, not starting with . or -\n",
+					optarg);
+				return 2;
+			}
 			break;
 		case 'z':
 			err = rt_parse_size(optarg, &cfg.segment_bytes);
@@ -199,6 +226,25 @@ int main(int argc, char **argv)
 		case 'B':
 			err = rt_parse_size(optarg, &cfg.retain_hard_bytes);
 			break;
+		case 'D':
+			host_keys = optarg;
+			break;
+		case 'P':
+			port_file = optarg;
+			break;
+		case 'M':
+			err = rt_parse_size(optarg, &max_conns);
+			if (!err && (max_conns == 0 || max_conns > 65536))
+				err = -EINVAL;
+			break;
+		case 'T':
+			err = rt_parse_duration(optarg, &handshake_ns);
+			if (!err && handshake_ns == 0)
+				err = -EINVAL;
+			break;
+		case 'R':
+			err = rt_parse_size(optarg, &min_rate);
+			break;
 		case 'q':
 			quiet = 1;
 			break;
@@ -226,6 +272,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ringtaild: --listen and --upstream cannot be used together\n");
 		return 2;
 	}
+	if (!listen_addr && (host_keys || port_file || max_conns || handshake_ns || min_rate)) {
+		fprintf(stderr, "ringtaild: --host-keys, --port-file, --max-conns, "
+				"--handshake-timeout and --min-rate are for --listen\n");
+		return 2;
+	}
 	/* Our own records go into the ring we drain (the central server has
 	 * no ring of its own: its records go into this host's ring if there
 	 * is one, and to stderr). */
@@ -246,6 +297,14 @@ int main(int argc, char **argv)
 		cc.listen = listen_addr;
 		cc.dir = cfg.spool_dir;
 		cc.key_file = key_file;
+		cc.host_keys = host_keys;
+		cc.port_file = port_file;
+		if (max_conns)
+			cc.max_conns = (unsigned)max_conns;
+		if (handshake_ns)
+			cc.handshake_ns = handshake_ns;
+		if (min_rate)
+			cc.min_rate = min_rate;
 		cc.segment_bytes = cfg.segment_bytes;
 		cc.segment_age_ns = cfg.segment_age_ns;
 		cc.retain_bytes = cfg.retain_bytes;
@@ -275,12 +334,7 @@ int main(int argc, char **argv)
 		fc.log = log_cb;
 		err = rt_forward_start(&fc, rt_spoold_spool(d), rt_spoold_acked(d), &fw);
 		if (err) {
-			char msg[600];
-			snprintf(msg, sizeof(msg), "cannot forward to %s: %s", upstream,
-				 err == -EPERM    ? "the key file may be read by others (chmod 600)"
-				 : err == -EINVAL ? "the key file must hold 16 to 1023 bytes"
-						  : strerror(-err));
-			log_cb(NULL, RT_ERROR, msg);
+			/* rt_forward_start() said why. */
 			rt_spoold_free(d);
 			return 1;
 		}

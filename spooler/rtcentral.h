@@ -18,15 +18,24 @@
 
 struct rt_central_config {
 	const char *listen;       /* ADDR:PORT (port 0: any free one) */
+	const char *port_file;    /* NULL, or where to write the port once listening */
 	const char *dir;          /* the central spool (CENTRAL/ in rtspool.h) */
-	const char *key_file;     /* NULL: no key, loopback connections only */
+	const char *key_file;     /* the shared key, for hosts without one of their own */
+	const char *host_keys;    /* NULL, or a directory of keys named by host */
+	/* Neither key: no authentication, loopback connections only. */
 	uint64_t segment_bytes;
 	uint64_t segment_age_ns;
 	uint64_t retain_bytes;    /* per sending host */
 	uint64_t retain_age_ns;
 	int fsync;                /* enum rt_fsync_policy */
 	uint32_t max_batch;       /* largest BATCH payload taken */
-	unsigned max_conns;
+	unsigned max_conns;       /* authenticated connections (256) */
+	unsigned max_pending;     /* connections in their handshake (0: max_conns / 4) */
+	unsigned max_pending_addr; /* ... from one peer address (8) */
+	uint64_t handshake_ns;    /* the whole handshake, from accept (10 s); also the
+				     grace of a frame begun */
+	uint64_t idle_ns;         /* silence allowed between frames (60 s) */
+	uint64_t min_rate;        /* bytes/s a frame begun must keep up (16 KiB/s) */
 	rt_log_fn log;
 	void *log_arg;
 };
@@ -37,12 +46,15 @@ void rt_central_defaults(struct rt_central_config *c);
 
 /*
  * rt_central_start - take the central spool (one server per directory),
- * load the key, listen. @return 0; -EBUSY, -ENOTDIR (a local spool),
- * -EBADMSG, or the errno of what failed (the log callback said why).
+ * load the keys, listen, and write the port file. @return 0; -EBUSY,
+ * -ENOTDIR (a local spool), -EBADMSG, or the errno of what failed (the log
+ * callback said why).
  */
 int rt_central_start(const struct rt_central_config *c, struct rt_central **out);
 
-/* rt_central_run - accept and serve connections until *@stop. */
+/* rt_central_run - accept and serve connections until *@stop: handshakes in
+ * this thread (no peer has a thread of its own before it authenticates),
+ * each authenticated connection in a thread of its own. */
 int rt_central_run(struct rt_central *c, volatile sig_atomic_t *stop);
 
 /* rt_central_port - the port listened on. */

@@ -113,6 +113,10 @@ int main(int argc, char **argv)
 	}
 	fc_init(&f, "fwoutage", argv[1], argv[2], 0);
 	rings[0] = f.host[0].ring;
+	/* The sender's upstream is a port the proxy holds, not listening yet:
+	 * refused, as a central that is not there. */
+	fc_px_start(0, 0, 1);
+	f.upstream_port = fc_px->port;
 
 	/* 1. Nobody listening upstream. */
 	memcpy(f.sender_args, phase1, sizeof(phase1));
@@ -135,6 +139,8 @@ int main(int argc, char **argv)
 	/* The central returns: the backlog drains while the writers go on. */
 	backlog = fc_durable(f.host[0].spool);
 	fc_start_central(&f);
+	fc_px_target(f.port);
+	fc_px_listen();
 	deadline = t_now_ns() + 120ull * 1000000000;
 	while (fc_central_durable(&f, 0) < backlog) {
 		CHECK(t_now_ns() < deadline, "the backlog never drained");
@@ -148,6 +154,7 @@ int main(int argc, char **argv)
 	sc_stop_writers();
 	fc_wait_forwarded(&f, 0, 120ull * 1000000000);
 	fc_stop(f.host[0].pid);
+	fc_px_target(0);
 	fc_stop(f.central_pid);
 	fc_check_host(&f, 0, 0, &loc, &cen);
 	printf("ok - central away: %d segments (%llu KiB) kept past --retain-bytes 128K, "
@@ -168,10 +175,12 @@ int main(int argc, char **argv)
 		t_pause();
 	}
 	fc_start_central(&f);
+	fc_px_target(f.port);
 	sc_stop_writers();
 	fc_wait_forwarded(&f, 0, 120ull * 1000000000);
 	fc_stop(f.host[0].pid);
 	fc_stop(f.central_pid);
+	fc_px_stop();
 
 	/* What the sender says it gave up, what the central was told it will
 	 * not get, and the gap verify finds on the central are the same. */

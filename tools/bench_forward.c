@@ -11,7 +11,7 @@
  *      which drains the ring into the spool before ringtaild exits. The
  *      spool's last durable record is what the central has to reach.
  *   2. Per run and per case (1 sender and 3 senders unless --senders says):
- *      a fresh central `ringtaild --listen 127.0.0.1:PORT`, the senders
+ *      a fresh central `ringtaild --listen 127.0.0.1:0 --port-file`, the senders
  *      started again with --upstream, and the time from their start until
  *      the central's state of every host (CENTRAL/hosts/HOST/EPOCH/state)
  *      says it holds that record durably.
@@ -311,25 +311,6 @@ static int fill(struct bench *b, int k)
  * The central server
  * ------------------------------------------------------------------------ */
 
-/* A loopback port nobody listens on now. */
-static int free_port(void)
-{
-	struct sockaddr_in a;
-	socklen_t l = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
-
-	if (fd < 0)
-		return -1;
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &l) == 0)
-		port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
-
 static int connect_loopback(int port)
 {
 	struct sockaddr_in a;
@@ -348,17 +329,22 @@ static int connect_loopback(int port)
 	return fd;
 }
 
-static int start_central(struct bench *b, int port)
+/* A central on a loopback port of its own choosing (port 0): @return the
+ * port, read back from its --port-file once it listens, or -1. */
+static int start_central(struct bench *b)
 {
-	char listen_at[64], *argv[10];
+	char port_file[320], *argv[12];
 	uint64_t deadline = bench_now_ns() + 10ull * 1000000000;
 	int n = 0;
 
 	bench_rm_rf(b->central);
-	snprintf(listen_at, sizeof(listen_at), LOOPBACK ":%d", port);
+	snprintf(port_file, sizeof(port_file), "%s/central.port", b->dir);
+	unlink(port_file);
 	argv[n++] = b->ringtaild;
 	argv[n++] = "--listen";
-	argv[n++] = listen_at;
+	argv[n++] = LOOPBACK ":0";
+	argv[n++] = "--port-file";
+	argv[n++] = port_file;
 	argv[n++] = "--spool";
 	argv[n++] = b->central;
 	argv[n++] = "--ring";
@@ -367,18 +353,20 @@ static int start_central(struct bench *b, int port)
 	b->central_pid = bench_spawn(argv, b->central_log);
 	if (b->central_pid < 0)
 		return -1;
-	/* Listening once a connection is taken (closing it before HELLO is
-	 * not worth a word in the central's log). */
 	for (;;) {
-		int fd = connect_loopback(port);
-		if (fd >= 0) {
-			close(fd);
-			return 0;
+		FILE *fp = fopen(port_file, "r");
+		int port = 0;
+		if (fp) {
+			if (fscanf(fp, "%d", &port) != 1)
+				port = 0;
+			fclose(fp);
 		}
+		if (port > 0)
+			return port;
 		if (interrupted)
 			return -1; /* the caller stops it */
 		if (gone(b->central_pid) || bench_now_ns() > deadline) {
-			cli_err("the central ringtaild did not listen on port %d", port);
+			cli_err("the central ringtaild did not start listening");
 			if (!gone(b->central_pid))
 				bench_stop(b->central_pid, 5000);
 			b->central_pid = -1;
@@ -529,12 +517,13 @@ static int forward_once(struct bench *b, int n, struct sample *out)
 	uint64_t done[MAX_SENDERS], seen[MAX_SENDERS], seg[MAX_SENDERS];
 	uint64_t t0, deadline, records = 0, text = 0, wire = 0, end = 0, first = 0;
 	char upstream[64];
-	int port = free_port(), left = n, rc = -1;
+	int port, left = n, rc = -1;
 
 	memset(sp, 0, sizeof(sp));
 	memset(done, 0, sizeof(done));
 	memset(seen, 0, sizeof(seen));
-	if (port < 0 || start_central(b, port))
+	port = start_central(b);
+	if (port < 0)
 		return -1;
 	snprintf(upstream, sizeof(upstream), LOOPBACK ":%d", port);
 	/* Fresh: what an earlier run was acknowledged is of no account. */

@@ -145,14 +145,16 @@ static int records(rt_seed_fn fn, void *arg)
 
 /* What a server reads from a sender: HELLO, AUTH, batches of the blocks of
  * a real segment (the second repeating one block of the first), a GAP and
- * a PING. */
+ * a PING, tagged as a sender with the harness's key tags them; and the
+ * HELLO of a version 1 sender. */
 static int wire(rt_seed_fn fn, void *arg)
 {
-	struct rt_buf seg = {0}, out = {0};
+	struct rt_buf seg = {0}, out = {0}, chm = {0};
+	struct rt_wire_session sess;
+	struct rt_challenge ch = {RT_WIRE_VERSION, RT_CH_AUTH, {0}};
 	struct rt_hello hello;
 	uint64_t index_off[4], next;
 	struct rt_seg *s;
-	uint8_t mac[RT_WIRE_MAC] = {1};
 	FILE *f;
 	int fd, count = 0;
 
@@ -161,12 +163,24 @@ static int wire(rt_seed_fn fn, void *arg)
 	fd = fileno(f);
 	memset(&hello, 0, sizeof(hello));
 	hello.version = RT_WIRE_VERSION;
+	memset(hello.nonce, 0x11, sizeof(hello.nonce));
 	strcpy(hello.host, "fuzz-host");
 	rt_wire_hello(&out, &hello);
-	rt_wire_auth(&out, mac, RT_WIRE_MAC);
+	rt_fuzz_wire_challenge(ch.nonce);
+	rt_wire_challenge(&chm, &ch);
+	if (rt_wire_session_init(&sess, (const uint8_t *)RT_FUZZ_WIRE_KEY,
+				 sizeof(RT_FUZZ_WIRE_KEY) - 1, 0, out.p + RT_WIRE_HDR,
+				 out.len - RT_WIRE_HDR, chm.p + RT_WIRE_HDR, chm.len - RT_WIRE_HDR))
+		return -1;
+	{
+		size_t start = out.len;
+		rt_wire_auth(&out);
+		rt_wire_tag(&sess, &out, start);
+	}
 	if (write(fd, seg.p, seg.len) == (ssize_t)seg.len && rt_seg_open_fd(fd, 0, 0, &s) == 0) {
+		size_t start;
 		for (int batch = 0; batch < 2; batch++) {
-			size_t start = out.len;
+			start = out.len;
 			rt_wire_begin(&out);
 			rt_wire_batch_start(&out);
 			for (uint32_t b = batch ? 1 : 0; b < (batch ? s->nblocks : 2); b++) {
@@ -175,16 +189,30 @@ static int wire(rt_seed_fn fn, void *arg)
 						  seg.p + sb->data_off, sb->data_len);
 			}
 			rt_wire_end(&out, start, RT_W_BATCH);
+			rt_wire_tag(&sess, &out, start);
 		}
 		rt_seg_close(s);
+		start = out.len;
 		rt_wire_gap(&out, next, next + 10);
+		rt_wire_tag(&sess, &out, start);
+		start = out.len;
 		rt_wire_empty(&out, RT_W_PING);
+		rt_wire_tag(&sess, &out, start);
 		fn(arg, "stream.bin", out.p, out.len);
 		count++;
 	}
+	/* A version 1 sender's HELLO. */
+	out.len = 0;
+	hello.version = 1;
+	rt_wire_hello(&out, &hello);
+	out.p[5] = 1;
+	fn(arg, "hello-v1.bin", out.p, out.len);
+	count++;
+	rt_wire_session_free(&sess);
 	fclose(f);
 	rt_buf_free(&seg);
 	rt_buf_free(&out);
+	rt_buf_free(&chm);
 	return count;
 }
 

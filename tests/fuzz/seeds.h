@@ -12,4 +12,14 @@ typedef void (*rt_seed_fn)(void *arg, const char *name, const uint8_t *p, size_t
  * "record", "wire"). @return the number of seeds, or -1 for an unknown kind. */
 int rt_fuzz_seeds(const char *kind, rt_seed_fn fn, void *arg);
 
+/* The wire harness plays a server with this key, answering the first HELLO
+ * with this CHALLENGE: the seeds' frames carry the tags a sender holding
+ * the key would give them, so that mutations start from frames that pass. */
+#define RT_FUZZ_WIRE_KEY "a-key-for-the-wire-fuzzer"
+static inline void rt_fuzz_wire_challenge(uint8_t nonce[32])
+{
+	for (int i = 0; i < 32; i++)
+		nonce[i] = (uint8_t)(0x5a ^ i);
+}
+
 #endif
