@@ -263,17 +263,16 @@ static int handshake(struct conn *k)
 		char path[512], hex[33];
 		int err2;
 		rt_epoch_hex(k->hello.epoch, hex);
-		if (mkdirat(c->hostsfd, k->hello.host, 0750) < 0 && errno != EEXIST)
-			return refuse(k, RT_WE_STORAGE, "cannot make a spool for it: %s",
-				      strerror(errno));
-		snprintf(path, sizeof(path), "%s/%s/%s/%s", c->cfg.dir, RT_CENTRAL_HOSTS,
-			 k->hello.host, hex);
-		err2 = rt_spool_open_as(path, k->hello.host, k->hello.epoch,
-					RT_SPOOL_CREATE | RT_SPOOL_LOCK, &k->sp);
+		/* hosts/HOST/EPOCH, made and resolved beneath hosts/, never
+		 * through a link. */
+		snprintf(path, sizeof(path), "%s/%s", k->hello.host, hex);
+		err2 = rt_spool_openat(c->hostsfd, path, k->hello.host, k->hello.epoch,
+				       RT_SPOOL_CREATE | RT_SPOOL_LOCK, &k->sp);
 		if (err2 == -EBUSY)
 			return refuse(k, RT_WE_BUSY, "that host and epoch are connected already");
 		if (err2)
-			return refuse(k, RT_WE_STORAGE, "cannot open its spool: %s", strerror(-err2));
+			return refuse(k, RT_WE_STORAGE, "cannot open its spool: %s",
+				      rt_spool_why(err2));
 		k->w.sp = k->sp;
 		k->w.uring = &k->uring;
 		k->w.fsync = c->cfg.fsync;
@@ -527,6 +526,9 @@ static int open_root(struct rt_central *c)
 	c->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (c->dirfd < 0)
 		return -errno;
+	/* Ours alone, as ssh wants a key file (rt_spool_why() says why not). */
+	if (rt_dir_check(c->dirfd, dir))
+		return -EPERM;
 	/* A local spool is not a central one, and the other way round. */
 	if (faccessat(c->dirfd, "spool.meta", F_OK, 0) == 0)
 		return -ENOTDIR;
@@ -553,8 +555,10 @@ static int open_root(struct rt_central *c)
 	}
 	if (mkdirat(c->dirfd, RT_CENTRAL_HOSTS, 0750) < 0 && errno != EEXIST)
 		return -errno;
-	c->hostsfd = openat(c->dirfd, RT_CENTRAL_HOSTS, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return c->hostsfd < 0 ? -errno : 0;
+	c->hostsfd = rt_openat_beneath(c->dirfd, RT_CENTRAL_HOSTS, O_RDONLY | O_DIRECTORY, 0);
+	if (c->hostsfd < 0)
+		return c->hostsfd;
+	return rt_dir_check(c->hostsfd, RT_CENTRAL_HOSTS) ? -EPERM : 0;
 }
 
 int rt_central_start(const struct rt_central_config *cfg, struct rt_central **out)
@@ -595,7 +599,7 @@ int rt_central_start(const struct rt_central_config *cfg, struct rt_central **ou
 		    err == -EBUSY     ? "another ringtaild --listen is using it"
 		    : err == -ENOTDIR ? "it is a local spool (spool.meta), not a central one"
 		    : err == -EBADMSG ? "central.meta is not one ringtail understands"
-				      : strerror(-err));
+				      : rt_spool_why(err));
 		goto fail;
 	}
 	err = rt_wire_parse_addr(cfg->listen, host, sizeof(host), port, sizeof(port));

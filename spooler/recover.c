@@ -92,9 +92,9 @@ int rt_spool_recover(struct rt_spool *sp, uint64_t ring_id, uint32_t nslots, rt_
 		int last = i == n - 1, fd, r;
 
 		rt_seg_name(name, seqs[i]);
-		fd = openat(sp->dirfd, name, (last ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
+		fd = rt_openat_beneath(sp->dirfd, name, (last ? O_RDWR : O_RDONLY) | O_NONBLOCK, 0);
 		if (fd < 0) {
-			err = -errno;
+			err = fd;
 			goto done;
 		}
 		/* The last segment is read whole; the others from their footer. */
@@ -127,7 +127,7 @@ int rt_spool_recover(struct rt_spool *sp, uint64_t ring_id, uint32_t nslots, rt_
 		if (r != 0) {
 			close(fd);
 			ceiling = max64(ceiling, seqs[i]);
-			err = rt_spool_quarantine(sp, name, 0);
+			err = rt_spool_quarantine(sp, name, NULL, NULL, 0);
 			if (err)
 				goto done;
 			out->quarantined++;
@@ -152,7 +152,8 @@ int rt_spool_recover(struct rt_spool *sp, uint64_t ring_id, uint32_t nslots, rt_
 				    " (a write the last run did not finish)",
 				    name, cut, s->valid_end);
 			} else {
-				r = rt_spool_quarantine(sp, name, s->valid_end);
+				r = rt_spool_quarantine_copy(sp, fd, name, s->valid_end, s->size, NULL,
+							     0);
 				if (r) {
 					rt_seg_close(s);
 					close(fd);
@@ -161,7 +162,7 @@ int rt_spool_recover(struct rt_spool *sp, uint64_t ring_id, uint32_t nslots, rt_
 				}
 				say(log, arg, RT_ERROR,
 				    "segment %s: damaged at %s; its valid prefix is kept and the "
-				    "%" PRIu64 " bytes after it moved to quarantine/%s.tail-%" PRIu64,
+				    "%" PRIu64 " bytes after it moved to quarantine/%s.damaged-%" PRIu64,
 				    name, s->damage, cut, name, s->valid_end);
 				ceiling = max64(ceiling, s->seq_ceiling);
 				out->quarantined++;

@@ -4,6 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/openat2.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,10 +14,178 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "rtspool.h"
+
+/* ------------------------------------------------------------------------
+ * Why the last call failed, in words (rt_spool_why)
+ * ------------------------------------------------------------------------ */
+
+static __thread char why_buf[512];
+static __thread int why_err;
+
+static int fail_why(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail_why(int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why_buf, sizeof(why_buf), fmt, ap);
+	va_end(ap);
+	why_err = err;
+	return err;
+}
+
+const char *rt_spool_why(int err)
+{
+	return err && err == why_err && why_buf[0] ? why_buf : strerror(-err);
+}
+
+/* ------------------------------------------------------------------------
+ * Paths beneath a directory, never through a link
+ * ------------------------------------------------------------------------ */
+
+int rt_openat_beneath(int dirfd, const char *path, int flags, mode_t mode)
+{
+	struct open_how how;
+	long fd;
+
+	memset(&how, 0, sizeof(how));
+	how.flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW);
+	how.mode = (flags & O_CREAT) ? mode : 0;
+	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+	fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+	if (fd < 0 && (errno == ENOSYS || errno == EPERM) && !strchr(path, '/') &&
+	    strcmp(path, "..") != 0) {
+		/* No openat2 (or a seccomp filter refusing it): one name
+		 * beneath @dirfd, its last (only) component not followed, is
+		 * the same thing. */
+		fd = openat(dirfd, path, flags | O_CLOEXEC | O_NOFOLLOW, mode);
+	}
+	if (fd < 0) {
+		int err = errno;
+		struct stat st;
+		/* O_DIRECTORY on a link says ENOTDIR: say what it is. */
+		if (err == ENOTDIR && !strchr(path, '/') &&
+		    fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+			err = ELOOP;
+		return err == EXDEV || err == ELOOP ? -ELOOP : -err;
+	}
+	return (int)fd;
+}
+
+int rt_dir_check(int fd, const char *what)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return fail_why(-ENOTDIR, "%s is not a directory", what);
+	if (st.st_uid != geteuid() && st.st_uid != 0)
+		return fail_why(-EPERM,
+				"%s is owned by uid %u, not by this user (uid %u) or root: refused, "
+				"since its owner could plant links in it",
+				what, (unsigned)st.st_uid, (unsigned)geteuid());
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		return fail_why(-EPERM,
+				"%s is writable by %s (mode %04o): refused, since they could plant "
+				"links in it (chmod go-w)",
+				what, (st.st_mode & S_IWOTH) ? "everyone" : "its group",
+				(unsigned)(st.st_mode & 07777));
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Shared state files: mapped only when whole, read without SIGBUS
+ * ------------------------------------------------------------------------ */
+
+int rt_map_state_file(int dirfd, const char *name, size_t size, int writable, void **out)
+{
+	struct stat st;
+	void *m;
+	int fd, err = 0;
+
+	fd = rt_openat_beneath(dirfd, name, writable ? O_RDWR | O_CREAT : O_RDONLY | O_NONBLOCK,
+			       0644);
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) < 0)
+		err = -errno;
+	else if (!S_ISREG(st.st_mode))
+		err = -EBADMSG;
+	else if (writable && (st.st_uid != geteuid() || st.st_nlink != 1))
+		err = -EPERM; /* not a file of ours alone: never write through it */
+	else if (writable && st.st_size < (off_t)size && ftruncate(fd, (off_t)size) < 0)
+		err = -errno;
+	else if (!writable && st.st_size < (off_t)size)
+		err = -EBADMSG;
+	if (err) {
+		close(fd);
+		return err;
+	}
+	m = mmap(NULL, size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
+	err = m == MAP_FAILED ? -errno : 0;
+	close(fd);
+	if (!err)
+		*out = m;
+	return err;
+}
+
+int rt_shared_read(void *dst, const void *src, size_t n)
+{
+	static int no_vm_read;
+	struct iovec l = {dst, n}, r = {(void *)(uintptr_t)src, n};
+	ssize_t got;
+
+	if (!__atomic_load_n(&no_vm_read, __ATOMIC_RELAXED)) {
+		/* The kernel copies it: a page the file no longer has makes
+		 * it fail with EFAULT instead of raising SIGBUS. */
+		got = process_vm_readv(getpid(), &l, 1, &r, 1, 0);
+		if (got == (ssize_t)n)
+			return 0;
+		if (got >= 0 || errno == EFAULT)
+			return -EFAULT;
+		if (errno != ENOSYS && errno != EPERM)
+			return -errno;
+		__atomic_store_n(&no_vm_read, 1, __ATOMIC_RELAXED);
+	}
+	memcpy(dst, src, n); /* no process_vm_readv here: a plain copy */
+	return 0;
+}
+
+int rt_shared_snapshot(const void *src, void *dst, size_t n, size_t gen_off)
+{
+	const uint8_t *p = src;
+
+	for (int tries = 0; tries < 1000; tries++) {
+		uint64_t g1, g2;
+		int err;
+		/* A sequence lock: the gen before, the fields, the gen after,
+		 * each its own copy. The writer makes gen odd (relaxed), then
+		 * a release fence, then the fields, then gen even (release);
+		 * these acquire fences pair with those. */
+		if ((err = rt_shared_read(&g1, p + gen_off, 8)) != 0)
+			return err;
+		if (g1 & 1)
+			continue;
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if ((err = rt_shared_read(dst, src, n)) != 0)
+			return err;
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if ((err = rt_shared_read(&g2, p + gen_off, 8)) != 0)
+			return err;
+		if (g1 == g2) {
+			memcpy((uint8_t *)dst + gen_off, &g1, 8);
+			return 0;
+		}
+	}
+	return -EAGAIN;
+}
 
 static uint64_t now_ns(void)
 {
@@ -35,35 +206,27 @@ void rt_epoch_hex(const uint8_t epoch[16], char out[33])
 
 int rt_state_read(const struct rt_spool_state *st, struct rt_spool_state *out)
 {
-	for (int tries = 0; tries < 1000; tries++) {
-		uint64_t g1 = __atomic_load_n(&st->gen, __ATOMIC_ACQUIRE);
-		if (g1 & 1)
-			continue;
-		out->durable_seq = __atomic_load_n(&st->durable_seq, __ATOMIC_RELAXED);
-		out->segment = __atomic_load_n(&st->segment, __ATOMIC_RELAXED);
-		out->segment_bytes = __atomic_load_n(&st->segment_bytes, __ATOMIC_RELAXED);
-		out->updated_ns = __atomic_load_n(&st->updated_ns, __ATOMIC_RELAXED);
-		out->records_total = __atomic_load_n(&st->records_total, __ATOMIC_RELAXED);
-		out->pid = __atomic_load_n(&st->pid, __ATOMIC_RELAXED);
-		memcpy(out->epoch, st->epoch, 16);
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		if (__atomic_load_n(&st->gen, __ATOMIC_RELAXED) == g1) {
-			out->gen = g1;
-			return 0;
-		}
-	}
-	return -EAGAIN;
+	/* Only the fields: the rest of the page is padding. */
+	return rt_shared_snapshot(st, out, offsetof(struct rt_spool_state, pad1),
+				  offsetof(struct rt_spool_state, gen));
 }
 
 /* Read spool.meta. */
 static int read_meta(struct rt_spool *sp)
 {
 	char buf[1024], *line, *save = NULL;
-	int fd = openat(sp->dirfd, "spool.meta", O_RDONLY | O_CLOEXEC | O_NOFOLLOW), seen = 0;
+	int fd = rt_openat_beneath(sp->dirfd, "spool.meta", O_RDONLY | O_NONBLOCK, 0), seen = 0;
+	struct stat st;
 	ssize_t n;
 
 	if (fd < 0)
-		return -errno;
+		return fd == -ELOOP ? fail_why(fd, "%s/spool.meta is a symbolic link: not followed",
+					       sp->path)
+				    : fd;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return fail_why(-EBADMSG, "%s/spool.meta is not a regular file", sp->path);
+	}
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (n <= 0)
@@ -123,10 +286,12 @@ static int write_meta(struct rt_spool *sp, const char *host, const uint8_t *epoc
 	rt_epoch_hex(sp->epoch, hex);
 	n = snprintf(buf, sizeof(buf), "ringtail-spool 1\nepoch %s\nhost %s\ncreated %" PRIu64 "\n",
 		     hex, sp->host, sp->created_ns);
-	fd = openat(sp->dirfd, "spool.meta.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-		    0640);
+	/* A new file of our own (O_EXCL follows nothing); a leftover of a run
+	 * that died here goes first. */
+	unlinkat(sp->dirfd, "spool.meta.tmp", 0);
+	fd = rt_openat_beneath(sp->dirfd, "spool.meta.tmp", O_WRONLY | O_CREAT | O_EXCL, 0640);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (write(fd, buf, (size_t)n) != n || fsync(fd) < 0)
 		err = -errno ? -errno : -EIO;
 	close(fd);
@@ -139,28 +304,18 @@ static int write_meta(struct rt_spool *sp, const char *host, const uint8_t *epoc
 
 static int map_state(struct rt_spool *sp, int writable)
 {
-	int fd = openat(sp->dirfd, "state",
-			(writable ? O_RDWR | O_CREAT : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW, 0644);
-	struct stat st;
 	void *m;
+	int err = rt_map_state_file(sp->dirfd, "state", sizeof(struct rt_spool_state), writable, &m);
 
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0 || (writable && st.st_size < (off_t)sizeof(struct rt_spool_state) &&
-				   ftruncate(fd, sizeof(struct rt_spool_state)) < 0)) {
-		int err = -errno;
-		close(fd);
+	if (err == -ELOOP)
+		return fail_why(err, "%s/state is a symbolic link: not followed", sp->path);
+	if (err == -EPERM)
+		return fail_why(err, "%s/state is not a file of this user's alone (owner or links)",
+				sp->path);
+	if (err == -EBADMSG && writable)
+		return fail_why(err, "%s/state is not a regular file", sp->path);
+	if (err)
 		return err;
-	}
-	if (!writable && st.st_size < (off_t)sizeof(struct rt_spool_state)) {
-		close(fd);
-		return -EBADMSG;
-	}
-	m = mmap(NULL, sizeof(struct rt_spool_state), writable ? PROT_READ | PROT_WRITE : PROT_READ,
-		 MAP_SHARED, fd, 0);
-	close(fd);
-	if (m == MAP_FAILED)
-		return -errno;
 	sp->state = m;
 	if (writable && memcmp(sp->state->magic, RT_STATE_MAGIC, 8) != 0) {
 		memset(sp->state, 0, sizeof(*sp->state));
@@ -177,31 +332,103 @@ int rt_spool_map_state(struct rt_spool *sp)
 	return sp->state ? 0 : map_state(sp, 0);
 }
 
-static int spool_open(const char *path, const char *host, const uint8_t *epoch, unsigned flags,
-		      struct rt_spool **out)
+/*
+ * Open (with RT_SPOOL_CREATE make) the directory: @path as given (the
+ * administrator's choice, links and all) when @basefd is -1, else @path's
+ * components one by one beneath @basefd, never through a link. A writer
+ * (RT_SPOOL_LOCK) only uses directories of its own that nobody else can
+ * write to, as ssh does a key file.
+ */
+static int open_dir(int basefd, const char *path, unsigned flags)
+{
+	int lock = (flags & RT_SPOOL_LOCK) != 0, fd, err;
+	char comp[256], shown[4096];
+	const char *p = path;
+
+	if (basefd < 0) {
+		if ((flags & RT_SPOOL_CREATE) && mkdir(path, 0750) < 0 && errno != EEXIST)
+			return fail_why(-errno, "cannot make %s: %s", path, strerror(errno));
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		if (lock && (err = rt_dir_check(fd, path)) != 0) {
+			close(fd);
+			return err;
+		}
+		return fd;
+	}
+	fd = dup(basefd);
+	if (fd < 0)
+		return -errno;
+	shown[0] = '\0';
+	while (*p) {
+		size_t n = strcspn(p, "/");
+		int next;
+		if (n == 0) {
+			p++;
+			continue;
+		}
+		if (n >= sizeof(comp) || (n == 1 && p[0] == '.') || (n == 2 && !strncmp(p, "..", 2))) {
+			close(fd);
+			return -EINVAL;
+		}
+		memcpy(comp, p, n);
+		comp[n] = '\0';
+		p += n;
+		snprintf(shown + strlen(shown), sizeof(shown) - strlen(shown), "%s%s",
+			 shown[0] ? "/" : "", comp);
+		if ((flags & RT_SPOOL_CREATE) && mkdirat(fd, comp, 0750) < 0 && errno != EEXIST) {
+			err = fail_why(-errno, "cannot make %s: %s", shown, strerror(errno));
+			close(fd);
+			return err;
+		}
+		next = rt_openat_beneath(fd, comp, O_RDONLY | O_DIRECTORY, 0);
+		close(fd);
+		if (next < 0)
+			return next == -ELOOP ? fail_why(next, "%s is a symbolic link: not followed",
+							 shown)
+					      : next;
+		fd = next;
+		if (lock && (err = rt_dir_check(fd, shown)) != 0) {
+			close(fd);
+			return err;
+		}
+	}
+	return fd;
+}
+
+static int spool_open(int basefd, const char *path, const char *host, const uint8_t *epoch,
+		      unsigned flags, struct rt_spool **out)
 {
 	struct rt_spool *sp;
+	struct stat st;
 	int err;
 
+	why_buf[0] = '\0';
+	why_err = 0;
 	if (strlen(path) >= sizeof(sp->path))
 		return -ENAMETOOLONG;
-	if ((flags & RT_SPOOL_CREATE) && mkdir(path, 0750) < 0 && errno != EEXIST)
-		return -errno;
 	sp = calloc(1, sizeof(*sp));
 	if (!sp)
 		return -ENOMEM;
 	sp->lockfd = -1;
 	strcpy(sp->path, path);
-	sp->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	sp->dirfd = open_dir(basefd, path, flags);
 	if (sp->dirfd < 0) {
-		err = -errno;
+		err = sp->dirfd;
 		free(sp);
 		return err;
 	}
 	if (flags & RT_SPOOL_LOCK) {
-		sp->lockfd = openat(sp->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+		sp->lockfd = rt_openat_beneath(sp->dirfd, "lock", O_RDWR | O_CREAT, 0640);
 		if (sp->lockfd < 0) {
-			err = -errno;
+			err = sp->lockfd == -ELOOP
+				      ? fail_why(-ELOOP, "%s/lock is a symbolic link: not followed", path)
+				      : sp->lockfd;
+			goto fail;
+		}
+		if (fstat(sp->lockfd, &st) < 0 || !S_ISREG(st.st_mode)) {
+			err = fail_why(-EBADMSG, "%s/lock is not a regular file", path);
 			goto fail;
 		}
 		if (flock(sp->lockfd, LOCK_EX | LOCK_NB) < 0) {
@@ -216,10 +443,31 @@ static int spool_open(const char *path, const char *host, const uint8_t *epoch, 
 		err = -EBADMSG; /* another sender's spool at this path */
 	if (err)
 		goto fail;
-	if ((flags & RT_SPOOL_CREATE) && mkdirat(sp->dirfd, "quarantine", 0750) < 0 &&
-	    errno != EEXIST) {
-		err = -errno;
-		goto fail;
+	if (flags & RT_SPOOL_LOCK) {
+		/* quarantine/ must be a directory of ours, not a link. */
+		int qfd;
+		if ((flags & RT_SPOOL_CREATE) && mkdirat(sp->dirfd, "quarantine", 0750) < 0 &&
+		    errno != EEXIST) {
+			err = -errno;
+			goto fail;
+		}
+		qfd = rt_openat_beneath(sp->dirfd, "quarantine", O_RDONLY | O_DIRECTORY, 0);
+		if (qfd == -ELOOP) {
+			err = fail_why(qfd, "%s/quarantine is a symbolic link: not followed (remove it)",
+				       path);
+			goto fail;
+		}
+		if (qfd >= 0) {
+			char what[4200];
+			snprintf(what, sizeof(what), "%s/quarantine", path);
+			err = rt_dir_check(qfd, what);
+			close(qfd);
+			if (err)
+				goto fail;
+		} else if (qfd != -ENOENT) {
+			err = qfd;
+			goto fail;
+		}
 	}
 	err = map_state(sp, (flags & RT_SPOOL_LOCK) != 0);
 	if (err && (flags & RT_SPOOL_LOCK))
@@ -233,13 +481,21 @@ fail:
 
 int rt_spool_open(const char *path, const char *host, unsigned flags, struct rt_spool **out)
 {
-	return spool_open(path, host, NULL, flags, out);
+	return spool_open(-1, path, host, NULL, flags, out);
 }
 
 int rt_spool_open_as(const char *path, const char *host, const uint8_t epoch[16], unsigned flags,
 		     struct rt_spool **out)
 {
-	return spool_open(path, host, epoch, flags, out);
+	return spool_open(-1, path, host, epoch, flags, out);
+}
+
+int rt_spool_openat(int basefd, const char *rel, const char *host, const uint8_t epoch[16],
+		    unsigned flags, struct rt_spool **out)
+{
+	if (basefd < 0)
+		return -EBADF;
+	return spool_open(basefd, rel, host, epoch, flags, out);
 }
 
 void rt_spool_close(struct rt_spool *sp)
@@ -298,65 +554,138 @@ int rt_spool_list(struct rt_spool *sp, uint64_t **seqs)
 	return n;
 }
 
-int rt_spool_quarantine(struct rt_spool *sp, const char *name, uint64_t tail_off)
+/* quarantine/, made if missing; a directory of ours, never a link. */
+static int open_quarantine(struct rt_spool *sp)
 {
-	char dst[512];
+	char what[4200];
+	int qfd, err;
+
+	if (mkdirat(sp->dirfd, "quarantine", 0750) < 0 && errno != EEXIST)
+		return -errno;
+	qfd = rt_openat_beneath(sp->dirfd, "quarantine", O_RDONLY | O_DIRECTORY, 0);
+	if (qfd < 0)
+		return qfd == -ELOOP ? fail_why(qfd, "%s/quarantine is a symbolic link: not followed",
+						sp->path)
+				     : qfd;
+	snprintf(what, sizeof(what), "%s/quarantine", sp->path);
+	if ((err = rt_dir_check(qfd, what)) != 0) {
+		close(qfd);
+		return err;
+	}
+	return qfd;
+}
+
+int rt_spool_quarantine(struct rt_spool *sp, const char *name, const char *as, char *dst,
+			size_t dstlen)
+{
+	char buf[512];
 	int qfd, err = 0;
 
-	qfd = openat(sp->dirfd, "quarantine", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (qfd < 0) {
-		if (mkdirat(sp->dirfd, "quarantine", 0750) < 0 && errno != EEXIST)
-			return -errno;
-		qfd = openat(sp->dirfd, "quarantine", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (qfd < 0)
-			return -errno;
+	qfd = open_quarantine(sp);
+	if (qfd < 0)
+		return qfd;
+	/* Never over an earlier quarantined file: renameat2 with NOREPLACE
+	 * (a link planted there is not followed either way). */
+	for (int i = 0;; i++) {
+		if (i == 0)
+			snprintf(buf, sizeof(buf), "%s", as ? as : name);
+		else
+			snprintf(buf, sizeof(buf), "%s.%d", as ? as : name, i);
+		if (renameat2(sp->dirfd, name, qfd, buf, RENAME_NOREPLACE) == 0)
+			break;
+		if (errno != EEXIST || i == 999) {
+			err = -errno;
+			break;
+		}
 	}
-	if (tail_off == 0) {
-		/* Never overwrite an earlier quarantined file of that name. */
-		for (int i = 0; i < 1000; i++) {
-			if (i == 0)
-				snprintf(dst, sizeof(dst), "%s", name);
-			else
-				snprintf(dst, sizeof(dst), "%s.%d", name, i);
-			if (faccessat(qfd, dst, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
-				break;
+	if (!err && (fsync(qfd) < 0 || fsync(sp->dirfd) < 0))
+		err = -errno;
+	close(qfd);
+	if (!err && dst)
+		snprintf(dst, dstlen, "quarantine/%s", buf);
+	return err;
+}
+
+/* Does file @fd hold exactly bytes [@off, @end) of @in? */
+static int same_bytes(int fd, int in, uint64_t off, uint64_t end)
+{
+	uint8_t a[16384], b[16384];
+	struct stat st;
+	uint64_t pos = 0;
+
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != end - off)
+		return 0;
+	while (off + pos < end) {
+		size_t n = end - off - pos < sizeof(a) ? (size_t)(end - off - pos) : sizeof(a);
+		if (pread(fd, a, n, (off_t)pos) != (ssize_t)n ||
+		    pread(in, b, n, (off_t)(off + pos)) != (ssize_t)n || memcmp(a, b, n))
+			return 0;
+		pos += n;
+	}
+	return 1;
+}
+
+int rt_spool_quarantine_copy(struct rt_spool *sp, int in, const char *name, uint64_t off,
+			     uint64_t end, char *dst, size_t dstlen)
+{
+	char buf[512], base[256];
+	int qfd, out = -1, err = 0;
+
+	qfd = open_quarantine(sp);
+	if (qfd < 0)
+		return qfd;
+	snprintf(base, sizeof(base), "%s.damaged-%" PRIu64, name, off);
+	for (int i = 0;; i++) {
+		if (i == 0)
+			snprintf(buf, sizeof(buf), "%s", base);
+		else
+			snprintf(buf, sizeof(buf), "%s.%d", base, i);
+		out = rt_openat_beneath(qfd, buf, O_WRONLY | O_CREAT | O_EXCL, 0640);
+		if (out >= 0)
+			break;
+		if (out != -EEXIST || i == 999) {
+			err = out;
+			goto done;
 		}
-		if (renameat(sp->dirfd, name, qfd, dst) < 0)
-			err = -errno;
-	} else {
-		char buf[65536];
-		int in = openat(sp->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), outfd;
-		ssize_t r;
-		off_t off = (off_t)tail_off;
-		snprintf(dst, sizeof(dst), "%s.tail-%" PRIu64, name, tail_off);
-		if (in < 0) {
-			close(qfd);
-			return -errno;
+		/* There already: the same bytes (a repair done again after a
+		 * crash) need no second copy. */
+		{
+			int ex = rt_openat_beneath(qfd, buf, O_RDONLY | O_NONBLOCK, 0), same;
+			same = ex >= 0 && same_bytes(ex, in, off, end);
+			if (ex >= 0)
+				close(ex);
+			if (same)
+				goto done;
 		}
-		outfd = openat(qfd, dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
-		if (outfd < 0) {
-			err = -errno;
-			close(in);
-			close(qfd);
-			return err;
-		}
-		while ((r = pread(in, buf, sizeof(buf), off)) > 0) {
-			if (write(outfd, buf, (size_t)r) != r) {
-				err = -EIO;
+	}
+	{
+		char b[65536];
+		uint64_t pos = off;
+		while (pos < end) {
+			size_t n = end - pos < sizeof(b) ? (size_t)(end - pos) : sizeof(b);
+			ssize_t r = pread(in, b, n, (off_t)pos);
+			if (r <= 0) {
+				err = r < 0 ? -errno : -EIO;
 				break;
 			}
-			off += r;
+			if (write(out, b, (size_t)r) != r) {
+				err = -errno ? -errno : -EIO;
+				break;
+			}
+			pos += (uint64_t)r;
 		}
-		if (r < 0)
-			err = -errno;
-		if (!err && fsync(outfd) < 0)
-			err = -errno;
-		close(outfd);
-		close(in);
 	}
-	if (!err)
-		fsync(qfd);
+	if (!err && fsync(out) < 0)
+		err = -errno;
+	close(out);
+	if (err)
+		unlinkat(qfd, buf, 0);
+	else if (fsync(qfd) < 0)
+		err = -errno;
+done:
 	close(qfd);
+	if (!err && dst)
+		snprintf(dst, dstlen, "quarantine/%s", buf);
 	return err;
 }
 
