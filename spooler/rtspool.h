@@ -9,7 +9,8 @@
  *     lock                       flock(LOCK_EX) by the one ringtaild using it
  *     state                      the durable position, for readers (mmap)
  *     00000000000000000001.lz4   segments, named by their first sequence number
- *     quarantine/                damaged segments and cut-off tails
+ *     NAME.repair                a repair in progress (recovery finishes or drops it)
+ *     quarantine/                what recovery set aside: NAME.damaged-OFFSET, NAME
  *
  * A central server (ringtaild --listen) keeps one such spool per sending host
  * and spool epoch:
@@ -244,12 +245,19 @@ struct rt_recovered {
 typedef void (*rt_log_fn)(void *arg, int sev, const char *msg);
 
 /*
- * rt_spool_recover - check the spool before writing to it: every segment but
- * the last is opened from its footer and quarantined if damaged; the last is
- * read whole (every checksum) and cut back to its valid prefix, a torn tail
- * simply dropped, anything else kept in quarantine/. Sequence numbers already
- * used anywhere, or published as durable, are never handed out again; gaps
- * and losses are reported through @log.
+ * rt_spool_recover - check and repair the spool before writing to it
+ * (docs/segment.md, "Recovery"). A segment whose footer and INDEX frames
+ * check is taken as it is; any other is read whole (rt_seg_salvage) and
+ * repaired so that the next recovery takes it as it is: every intact block
+ * kept (blocks after a gap in a closed segment of their own, named by their
+ * first record), damaged bytes copied to quarantine/NAME.damaged-OFFSET, a
+ * torn tail of the newest segment (nothing durable in it) dropped, a damaged
+ * header written anew; closed by a footer, except the newest when the
+ * numbering goes on in it (->last_open). Running it again changes nothing.
+ * Sequence numbers already used anywhere, or published as durable, are never
+ * handed out again; every damage (segment, bytes, blocks, records), gap and
+ * loss is reported through @log. @ring_id/@nslots: the ring whose durable
+ * positions ->cur gathers (0/0: none, a central spool).
  * @return 0, or -errno when the spool cannot be read or repaired.
  */
 int rt_spool_recover(struct rt_spool *sp, uint64_t ring_id, uint32_t nslots, rt_log_fn log,

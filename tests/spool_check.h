@@ -321,6 +321,60 @@ static inline void sc_check_spool(const char *spool, const char *tool, struct sc
 	sc_check_spool_of(spool, tool, -1, 0, res);
 }
 
+/*
+ * A spool made by the real engine, in-process, from a real ring: @nrec
+ * records ("record I of the sweep " and a varying tail) written into a new
+ * ring, then drained into @spool with segments of @segment_bytes and blocks
+ * of @block_bytes, and the engine stopped the way SIGTERM stops ringtaild
+ * (the newest segment stays open). The ring's id and slots go to @ring_id
+ * and @nslots (for rt_spool_recover()).
+ */
+static inline void sc_engine_spool(const char *spool, int nrec, uint64_t segment_bytes,
+				   uint64_t block_bytes, uint64_t *ring_id, uint32_t *nslots)
+{
+	struct rt_ring_params rp;
+	struct rt_spoold_config cfg;
+	struct rt_spoold *d;
+	struct rt_spoold_stats st;
+	uint64_t deadline;
+	char ring[256];
+
+	snprintf(ring, sizeof(ring), "/dev/shm/rt-test-engine-ring-%d", (int)getpid());
+	rt_ring_params_default(&rp);
+	rp.size = 8u << 20;
+	unlink(ring);
+	CHECK_EQ(rt_ring_create(ring, &rp), 0);
+	setenv(RT_RING_ENV, ring, 1);
+	rt_set_service("sweep");
+	for (int i = 0; i < nrec; i++) {
+		char m[200];
+		int len = snprintf(m, sizeof(m), "record %d of the sweep ", i);
+		for (int k = 0; k < (i * 7919) % 90; k++)
+			m[len++] = (char)('a' + (i + k * k) % 26);
+		CHECK_EQ(rt_write(RT_INFO, m, (size_t)len), 0);
+	}
+	rt_spoold_defaults(&cfg);
+	cfg.ring_path = ring;
+	cfg.spool_dir = spool;
+	cfg.host = "sweep-host";
+	cfg.segment_bytes = segment_bytes;
+	cfg.block_bytes = block_bytes;
+	cfg.fsync = RT_FSYNC_NONE;
+	cfg.retain_bytes = UINT64_MAX;
+	CHECK_EQ(rt_spoold_start(&cfg, &d), 0);
+	deadline = t_now_ns() + 30ull * 1000000000;
+	do {
+		CHECK(rt_spoold_step(d, 1) >= 0, "step");
+		rt_spoold_get_stats(d, &st);
+		CHECK(t_now_ns() < deadline, "the engine did not take %d records", nrec);
+	} while (st.records < (uint64_t)nrec);
+	CHECK_EQ(rt_spoold_finish(d), 0);
+	*ring_id = rt_consumer_ring_id(rt_spoold_consumer(d));
+	*nslots = rt_ring_header(rt_consumer_ring(rt_spoold_consumer(d)))->nslots;
+	rt_spoold_free(d);
+	unlink(ring);
+}
+
 static inline void sc_rm_rf(const char *path)
 {
 	char cmd[512];
