@@ -479,12 +479,13 @@ int main(int argc, char **argv)
 		}
 		for (int i = 0; i < nflips; i++)
 			run_case(&v[k], SIZE_MAX, (size_t)random() % (f->n * 8), &fl);
-		printf("ok - %s (%zu bytes, %u blocks): %llu cuts, intact records lost %llu; "
-		       "%llu bit flips, intact records lost %llu; 3 recoveries each, the 2nd and 3rd "
-		       "changed nothing\n",
+		printf("ok - %s (%zu bytes, %u blocks): %llu cuts, intact records lost %llu of "
+		       "%llu; %llu bit flips, intact records lost %llu of %llu; 3 recoveries each, "
+		       "the 2nd and 3rd changed nothing\n",
 		       v[k].what, f->n, f->nb, (unsigned long long)cut.cases,
-		       (unsigned long long)cut.lost, (unsigned long long)fl.cases,
-		       (unsigned long long)fl.lost);
+		       (unsigned long long)cut.lost, (unsigned long long)cut.intact,
+		       (unsigned long long)fl.cases, (unsigned long long)fl.lost,
+		       (unsigned long long)fl.intact);
 		CHECK(cut.lost == 0 && fl.lost == 0, "intact records were lost");
 	}
 	printf("# %.1f s, %d reports\n", (double)(t_now_ns() - t0) / 1e9, reports);
