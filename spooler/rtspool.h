@@ -78,9 +78,13 @@ int rt_state_read(const struct rt_spool_state *st, struct rt_spool_state *out);
  *
  * Others may change the size of a file we map: a page past its end raises
  * SIGBUS on access. So a mapping is made only of a regular file that is
- * whole, and readers copy out of a mapping only through rt_shared_read(),
- * which the kernel does for us and which fails with -EFAULT where a plain
- * load would have been killed.
+ * whole, and readers copy out of a mapping only through rt_shared_read() or
+ * rt_shared_snapshot(), which fail with -EFAULT where a plain load would
+ * have been killed: a SIGBUS handler (installed once, on first use, for the
+ * process) turns a fault inside the range a thread is copying into a jump
+ * back, and hands every other SIGBUS to the handler that was there before,
+ * or to the default action. Where no handler can be installed the kernel
+ * makes the copy (process_vm_readv).
  * ------------------------------------------------------------------------ */
 
 /*
