@@ -202,12 +202,35 @@ static inline void sc_record(struct sc_result *res, const struct rt_rec *r)
 	buf[l] = '\0';
 	res->records++;
 	if (r->flags & RT_REC_LOSS) {
-		unsigned long long n;
+		unsigned long long n = 0;
 		unsigned pid, tid;
+		int have_refused = 0;
+		const char *at;
+		size_t pos = 0;
+		struct rt_attr_view a;
 		if (strstr(buf, "record lost from pid") && strstr(buf, "(ringtaild)"))
 			return; /* a spooler killed while writing its own message */
-		CHECK(sscanf(buf, "%llu records dropped from pid %u tid %u", &n, &pid, &tid) == 3,
-		      "unexpected loss record: %s", buf);
+		/* Loss records with attributes (refused=N: calls the writer was
+		 * told failed), else the older message "N records dropped". */
+		while (r->attrs_len && rt_attr_next(r->attrs, r->attrs_len, &pos, &a) == 1)
+			if (a.key_len == 7 && !memcmp(a.key, "refused", 7)) {
+				char v[24];
+				size_t vl = a.value_len < sizeof(v) - 1 ? a.value_len : sizeof(v) - 1;
+				memcpy(v, a.value, vl);
+				v[vl] = '\0';
+				n = strtoull(v, NULL, 10);
+				have_refused = 1;
+			}
+		if (have_refused) {
+			if (n == 0)
+				return; /* only lost or malformed: not a refused call */
+			at = strstr(buf, "pid ");
+			CHECK(at && sscanf(at, "pid %u tid %u", &pid, &tid) == 2,
+			      "a loss record that names no writer: %s", buf);
+		} else {
+			CHECK(sscanf(buf, "%llu records dropped from pid %u tid %u", &n, &pid, &tid) == 3,
+			      "unexpected loss record: %s", buf);
+		}
 		if (sc_find(pid, tid, &p, &t)) {
 			CHECK(res->proc < 0 || p == res->proc,
 			      "drops of writer %d in the spool of writer %d", p, res->proc);
