@@ -458,7 +458,7 @@ static int find_runs(const struct rt_seg *sv, const struct rt_seg_piece *p, uint
 		     struct run **out, uint32_t *nout, int *clean)
 {
 	struct run *r = NULL;
-	uint32_t n = 0, blocks_seen = 0;
+	uint32_t n = 0;
 	int bad_before = 0;
 
 	*clean = !sv->hdr_bad;
@@ -490,11 +490,9 @@ static int find_runs(const struct rt_seg *sv, const struct rt_seg_piece *p, uint
 				*clean = 0;
 			n++;
 		}
-		blocks_seen++;
 	}
 	if (n > 1)
 		*clean = 0;
-	(void)blocks_seen;
 	*out = r;
 	*nout = n;
 	return 0;
