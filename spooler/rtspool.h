@@ -83,8 +83,8 @@ int rt_state_read(const struct rt_spool_state *st, struct rt_spool_state *out);
  * have been killed: a SIGBUS handler (installed once, on first use, for the
  * process) turns a fault inside the range a thread is copying into a jump
  * back, and hands every other SIGBUS to the handler that was there before,
- * or to the default action. Where no handler can be installed the kernel
- * makes the copy (process_vm_readv).
+ * or to the default action. Where no handler can be installed (and under
+ * ThreadSanitizer) the kernel makes the copy (process_vm_readv).
  * ------------------------------------------------------------------------ */
 
 /*
