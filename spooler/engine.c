@@ -587,7 +587,7 @@ int rt_spoold_start(const struct rt_spoold_config *c, struct rt_spoold **out)
 	err = rt_spool_open(c->spool_dir, c->host, RT_SPOOL_CREATE | RT_SPOOL_LOCK, &d->sp);
 	if (err) {
 		say(d, RT_ERROR, "cannot use the spool %s: %s", c->spool_dir,
-		    err == -EBUSY ? "another ringtaild is using it" : strerror(-err));
+		    err == -EBUSY ? "another ringtaild is using it" : rt_spool_why(err));
 		goto fail;
 	}
 	err = open_ring(d);
@@ -611,7 +611,7 @@ int rt_spoold_start(const struct rt_spoold_config *c, struct rt_spoold **out)
 
 	err = rt_spool_recover(d->sp, d->ring_id, d->nslots, c->log, c->log_arg, &rec);
 	if (err) {
-		say(d, RT_ERROR, "cannot recover the spool %s: %s", c->spool_dir, strerror(-err));
+		say(d, RT_ERROR, "cannot recover the spool %s: %s", c->spool_dir, rt_spool_why(err));
 		goto fail;
 	}
 	/* Records the spool already holds are not taken from the ring again. */

@@ -683,7 +683,6 @@ int rt_forward_start(const struct rt_forward_config *c, struct rt_spool *sp, uin
 		     struct rt_forwarder **out)
 {
 	struct rt_forwarder *f = calloc(1, sizeof(*f));
-	struct stat st;
 	int err, said = 0;
 
 	if (!f)
@@ -716,18 +715,9 @@ int rt_forward_start(const struct rt_forward_config *c, struct rt_spool *sp, uin
 		f->key_len = (size_t)err;
 	}
 	/* SPOOL/forward: where forwarding stands, across restarts. */
-	f->fwd_fd = openat(sp->dirfd, "forward", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (f->fwd_fd < 0 || fstat(f->fwd_fd, &st) < 0 ||
-	    (st.st_size < (off_t)sizeof(*f->st) && ftruncate(f->fwd_fd, sizeof(*f->st)) < 0)) {
-		err = -errno;
+	err = rt_map_state_file(sp->dirfd, "forward", sizeof(*f->st), 1, (void **)&f->st);
+	if (err)
 		goto fail;
-	}
-	f->st = mmap(NULL, sizeof(*f->st), PROT_READ | PROT_WRITE, MAP_SHARED, f->fwd_fd, 0);
-	if (f->st == MAP_FAILED) {
-		f->st = NULL;
-		err = -errno;
-		goto fail;
-	}
 	if (memcmp(f->st->magic, RT_FWD_MAGIC, 8) || strcmp(f->st->upstream, c->upstream)) {
 		/* New, or another upstream: it has none of our records yet. */
 		memset(f->st, 0, sizeof(*f->st));

@@ -766,7 +766,7 @@ static int epoch_spool(struct conn *k, int make)
 {
 	struct rt_central *c = k->c;
 	const char *host = k->hello.host;
-	char path[4096 + 600], primary[33];
+	char path[320], primary[33];
 	struct stat st;
 	int hostfd, made = 0, err;
 
@@ -783,6 +783,11 @@ static int epoch_spool(struct conn *k, int make)
 	if (hostfd < 0)
 		return refuse(k, RT_WE_STORAGE, "cannot open the directory of host %s: %s", host,
 			      strerror(errno));
+	if (rt_dir_check(hostfd, host)) {
+		close(hostfd);
+		return refuse(k, RT_WE_STORAGE, "the directory of host %s: %s", host,
+			      rt_spool_why(-EPERM));
+	}
 	if (fstatat(hostfd, k->epoch_hex, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		if (other_epochs(hostfd, k->epoch_hex) && k->cred != CRED_HOST) {
 			close(hostfd);
@@ -818,13 +823,15 @@ static int epoch_spool(struct conn *k, int make)
 		}
 	}
 	close(hostfd);
-	snprintf(path, sizeof(path), "%s/%s/%s/%s", c->cfg.dir, RT_CENTRAL_HOSTS, host, k->epoch_hex);
-	err = rt_spool_open_as(path, host, k->hello.epoch,
-			       (make ? RT_SPOOL_CREATE : 0) | RT_SPOOL_LOCK, &k->sp);
+	/* hosts/HOST/EPOCH, made and resolved beneath hosts/, never through
+	 * a link. */
+	snprintf(path, sizeof(path), "%s/%s", host, k->epoch_hex);
+	err = rt_spool_openat(c->hostsfd, path, host, k->hello.epoch,
+			      (make ? RT_SPOOL_CREATE : 0) | RT_SPOOL_LOCK, &k->sp);
 	if (err == -EBUSY)
 		return refuse(k, RT_WE_BUSY, "that host and epoch are connected already");
 	if (err)
-		return refuse(k, RT_WE_STORAGE, "cannot open its spool: %s", strerror(-err));
+		return refuse(k, RT_WE_STORAGE, "cannot open its spool: %s", rt_spool_why(err));
 	return 1;
 }
 
@@ -1204,6 +1211,9 @@ static int open_root(struct rt_central *c)
 	c->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (c->dirfd < 0)
 		return -errno;
+	/* Ours alone, as ssh wants a key file (rt_spool_why() says why not). */
+	if (rt_dir_check(c->dirfd, dir))
+		return -EPERM;
 	/* A local spool is not a central one, and the other way round. */
 	if (faccessat(c->dirfd, "spool.meta", F_OK, 0) == 0)
 		return -ENOTDIR;
@@ -1230,8 +1240,10 @@ static int open_root(struct rt_central *c)
 	}
 	if (mkdirat(c->dirfd, RT_CENTRAL_HOSTS, 0750) < 0 && errno != EEXIST)
 		return -errno;
-	c->hostsfd = openat(c->dirfd, RT_CENTRAL_HOSTS, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return c->hostsfd < 0 ? -errno : 0;
+	c->hostsfd = rt_openat_beneath(c->dirfd, RT_CENTRAL_HOSTS, O_RDONLY | O_DIRECTORY, 0);
+	if (c->hostsfd < 0)
+		return c->hostsfd;
+	return rt_dir_check(c->hostsfd, RT_CENTRAL_HOSTS) ? -EPERM : 0;
 }
 
 /* --host-keys DIR: a directory only we (or root) may change; every key in it
@@ -1355,7 +1367,7 @@ int rt_central_start(const struct rt_central_config *cfg, struct rt_central **ou
 		    err == -EBUSY     ? "another ringtaild --listen is using it"
 		    : err == -ENOTDIR ? "it is a local spool (spool.meta), not a central one"
 		    : err == -EBADMSG ? "central.meta is not one ringtail understands"
-				      : strerror(-err));
+				      : rt_spool_why(err));
 		goto fail;
 	}
 	err = rt_wire_parse_addr(cfg->listen, host, sizeof(host), port, sizeof(port));

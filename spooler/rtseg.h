@@ -191,6 +191,9 @@ struct rt_seg {
 	/* The largest sequence number any readable INDEX frame claims, valid
 	 * or not, so that numbers are never handed out twice. */
 	uint64_t seq_ceiling;
+	/* rt_seg_salvage() only: the header could not be read (->hdr holds
+	 * only the first sequence number the file's name gives). */
+	int hdr_bad;
 };
 
 #define RT_SEG_VERIFY 0x1u   /* check every DATA frame's checksum while scanning */
@@ -234,6 +237,73 @@ int rt_seg_read_body(struct rt_seg *s, uint32_t i, struct rt_buf *body);
  * @return 1, 0, or a negative errno.
  */
 int rt_seg_probe(struct rt_seg *s, uint64_t from);
+
+/*
+ * Salvage: a segment read whole, past any damage.
+ *
+ * rt_seg_salvage() reads every byte of a segment, checking every checksum,
+ * and cuts it into pieces in file order: the HEADER, each BLOCK whose INDEX
+ * and DATA frames both check, the FOOTER, and DAMAGE: bytes that hold no
+ * such frame. After damage it looks for the next frame that checks and
+ * whose block number and first sequence number come after those of the
+ * blocks before it, so that every intact block is found, wherever the
+ * damage is (the header included).
+ */
+enum rt_seg_piece_kind {
+	RT_PIECE_HEADER = 1,
+	RT_PIECE_BLOCK = 2,
+	RT_PIECE_FOOTER = 3, /* the footer of exactly the blocks found */
+	RT_PIECE_STALE = 4,  /* a footer that checks but lists other blocks */
+	RT_PIECE_DAMAGE = 5,
+};
+
+struct rt_seg_piece {
+	uint64_t off, end;  /* bytes [off, end) of the file */
+	int kind;           /* enum rt_seg_piece_kind */
+	int torn;           /* DAMAGE: a frame cut short by the end of the file, nothing after */
+	uint32_t block;     /* BLOCK: index into ->blocks; DAMAGE: the block number when its
+			     * INDEX frame checked (its DATA did not), else UINT32_MAX */
+	uint32_t nrec;      /* DAMAGE with a readable INDEX: its records, from ... */
+	uint64_t first_seq; /* ... this one */
+	uint64_t claim;     /* DAMAGE: the number after those a readable INDEX frame in it
+			     * claims (0: none). A frame the end of the file cuts short
+			     * counts only here, not in ->seq_ceiling: it may be a write
+			     * that never completed, whose numbers were never used. */
+	char why[80];       /* DAMAGE: what is wrong at @off */
+};
+
+/*
+ * rt_seg_salvage - read segment @fd whole (every checksum), up to @limit
+ * (0: the file's size). @name_seq is the first sequence number its name
+ * gives; it stands in for the header's when that is damaged (->hdr_bad).
+ * *@out holds every valid block in file order (->blocks; each comes after
+ * the one before it in number and sequence, but there may be gaps), ->closed
+ * when a footer lists exactly them, ->damaged and ->damage (the first
+ * damage), ->valid_end (the end of the undamaged prefix), ->next_seq (after
+ * the last valid block) and ->seq_ceiling. *@pieces (malloc'd) and *@npieces
+ * describe the whole file. rt_seg_read_body() works on the blocks.
+ * @return 0, -ENOMEM, -EIO.
+ */
+int rt_seg_salvage(int fd, uint64_t name_seq, uint64_t limit, struct rt_seg **out,
+		   struct rt_seg_piece **pieces, uint32_t *npieces);
+
+/*
+ * rt_seg_piece_what - what damaged piece @i of a salvage held, in words
+ * ("block 4, records #81 to #100", "blocks 4 to 6, ...", "block 9 and
+ * after, ...", "no records"), from the blocks on either side of it.
+ * @tail_next: the number after the last record a damaged end can have held
+ * (the next segment's name, or what was published as durable).
+ */
+void rt_seg_piece_what(const struct rt_seg *sv, const struct rt_seg_piece *p, uint32_t np,
+		       uint32_t i, uint64_t tail_next, char *out, size_t n);
+
+/*
+ * rt_seg_reindex - @frame (@len bytes) is a whole, valid INDEX frame; make
+ * it say block number @block_no with its DATA frame at @data_off (a block
+ * moved to another place or file), everything else as it was, and its
+ * checksum right again. @return 0 or -EBADMSG if it is not an INDEX frame.
+ */
+int rt_seg_reindex(uint8_t *frame, size_t len, uint32_t block_no, uint64_t data_off);
 
 /*
  * rt_seg_parse_index - check a whole INDEX frame that is not read from a

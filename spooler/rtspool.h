@@ -9,7 +9,8 @@
  *     lock                       flock(LOCK_EX) by the one ringtaild using it
  *     state                      the durable position, for readers (mmap)
  *     00000000000000000001.lz4   segments, named by their first sequence number
- *     quarantine/                damaged segments and cut-off tails
+ *     NAME.repair                a repair in progress (recovery finishes or drops it)
+ *     quarantine/                what recovery set aside: NAME.damaged-OFFSET, NAME
  *
  * A central server (ringtaild --listen) keeps one such spool per sending host
  * and spool epoch:
@@ -25,6 +26,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "rtseg.h"
 #include "rtshm.h"
@@ -65,9 +67,80 @@ struct rt_spool_state {
 	uint8_t pad1[4096 - 88];
 };
 
-/* rt_state_read - a consistent copy of the published state. @return 0, or
- * -EAGAIN if it kept changing under us. */
+/* rt_state_read - a consistent copy of the published state (its fields;
+ * never SIGBUS, whatever happens to the file: rt_shared_snapshot()).
+ * @return 0; -EAGAIN if it kept changing under us; -EFAULT if the file
+ * was cut short under the mapping. */
 int rt_state_read(const struct rt_spool_state *st, struct rt_spool_state *out);
+
+/* ------------------------------------------------------------------------
+ * Shared state files (SPOOL/state, SPOOL/forward)
+ *
+ * Others may change the size of a file we map: a page past its end raises
+ * SIGBUS on access. So a mapping is made only of a regular file that is
+ * whole, and readers copy out of a mapping only through rt_shared_read() or
+ * rt_shared_snapshot(), which fail with -EFAULT where a plain load would
+ * have been killed: a SIGBUS handler (installed once, on first use, for the
+ * process) turns a fault inside the range a thread is copying into a jump
+ * back, and hands every other SIGBUS to the handler that was there before,
+ * or to the default action. Where no handler can be installed (and under
+ * ThreadSanitizer) the kernel makes the copy (process_vm_readv).
+ * ------------------------------------------------------------------------ */
+
+/*
+ * rt_map_state_file - map the state file @name beneath directory @dirfd
+ * (never through a link: rt_openat_beneath()). A reader (@writable 0) gets
+ * a read-only mapping of @size bytes of a regular file that has at least
+ * that many; a writer gets a shared read-write one, the file made (0644) if
+ * missing and grown to @size if shorter, and only of a file that is its
+ * user's and has no other links. Unmap with munmap(*out, @size).
+ * @return 0; -EBADMSG if it is not a regular file of at least @size bytes;
+ * -ELOOP if it is a symbolic link; -EPERM (a writer) if another user owns it
+ * or it has other links; the errno of open or mmap.
+ */
+int rt_map_state_file(int dirfd, const char *name, size_t size, int writable, void **out);
+
+/*
+ * rt_shared_read - copy @n bytes from @src, a shared mapping that may have
+ * shrunk under us. @return 0, or -EFAULT where the file no longer has them.
+ */
+int rt_shared_read(void *dst, const void *src, size_t n);
+
+/*
+ * rt_shared_snapshot - copy a struct of @n bytes guarded by a sequence lock:
+ * a u64 at @gen_off, odd while its writer changes the rest. Copies until the
+ * gen before and after agree. @return 0, -EAGAIN (it kept changing), or
+ * -EFAULT (rt_shared_read).
+ */
+int rt_shared_snapshot(const void *src, void *dst, size_t n, size_t gen_off);
+
+/* ------------------------------------------------------------------------
+ * Paths
+ * ------------------------------------------------------------------------ */
+
+/*
+ * rt_openat_beneath - openat(@dirfd, @path, @flags, @mode), @path resolved
+ * beneath @dirfd without following any symbolic link, its last component
+ * included (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS; O_CLOEXEC and
+ * O_NOFOLLOW are added). @return the fd, -ELOOP for a link (or a path
+ * leaving @dirfd), or -errno.
+ */
+int rt_openat_beneath(int dirfd, const char *path, int flags, mode_t mode);
+
+/*
+ * rt_dir_check - is directory @fd one a daemon may write into, as ssh checks
+ * a key file: owned by this user or root, and writable by nobody else (no
+ * group or other write bit, sticky or not)? @what names it in the error.
+ * @return 0, -EPERM, -ENOTDIR (rt_spool_why() says which and how to fix).
+ */
+int rt_dir_check(int fd, const char *what);
+
+/*
+ * rt_spool_why - the last rt_spool_open*(), rt_dir_check() or
+ * rt_spool_recover() failure in this thread, in words, when it returned
+ * @err; else strerror(-@err). Never NULL.
+ */
+const char *rt_spool_why(int err);
 
 /* ------------------------------------------------------------------------
  * The spool directory
@@ -89,8 +162,13 @@ struct rt_spool {
 /*
  * rt_spool_open - open (and with RT_SPOOL_CREATE make) a spool directory.
  * @host: the host name recorded when the spool is made (NULL: gethostname).
+ * Every file in it is opened beneath it without following links. A writer
+ * (RT_SPOOL_LOCK) refuses a spool directory, or a quarantine/ in it, that
+ * rt_dir_check() refuses, and a lock, state or spool.meta that is a link or
+ * not a regular file (rt_spool_why() says which).
  * @return 0; -EBUSY if another ringtaild holds it; -EBADMSG if spool.meta is
- * unreadable; the errno of a failed system call.
+ * unreadable; -EPERM (owner or mode); -ELOOP (a link where a file should
+ * be); the errno of a failed system call.
  */
 int rt_spool_open(const char *path, const char *host, unsigned flags, struct rt_spool **out);
 
@@ -101,6 +179,15 @@ int rt_spool_open(const char *path, const char *host, unsigned flags, struct rt_
  */
 int rt_spool_open_as(const char *path, const char *host, const uint8_t epoch[16], unsigned flags,
 		     struct rt_spool **out);
+
+/*
+ * rt_spool_openat - rt_spool_open_as() of @rel ("HOST/EPOCH") beneath
+ * directory @basefd, each component resolved without following a link and,
+ * with RT_SPOOL_CREATE, made (0750) if missing; a writer checks each with
+ * rt_dir_check(). @epoch may be NULL (a spool of its own). Same returns.
+ */
+int rt_spool_openat(int basefd, const char *rel, const char *host, const uint8_t epoch[16],
+		    unsigned flags, struct rt_spool **out);
 void rt_spool_close(struct rt_spool *sp);
 
 /*
@@ -116,11 +203,22 @@ int rt_spool_map_state(struct rt_spool *sp);
 int rt_spool_list(struct rt_spool *sp, uint64_t **seqs);
 
 /*
- * rt_spool_quarantine - move segment @name (or, with @tail_off > 0, the bytes
- * of it from @tail_off on, as "NAME.tail-OFFSET") into quarantine/.
+ * rt_spool_quarantine - move the entry @name of the spool, whole, into
+ * quarantine/ as @as (NULL: @name), or "@as.N" if that is taken; the
+ * quarantine path it got goes to @dst (@dstlen bytes) if not NULL.
  * @return 0 or -errno.
  */
-int rt_spool_quarantine(struct rt_spool *sp, const char *name, uint64_t tail_off);
+int rt_spool_quarantine(struct rt_spool *sp, const char *name, const char *as, char *dst,
+			size_t dstlen);
+
+/*
+ * rt_spool_quarantine_copy - copy bytes [@off, @end) of segment @name (open
+ * as @fd) into quarantine/NAME.damaged-OFF (durably), or "....N" if a file
+ * with other bytes has that name; a file holding the same bytes already is
+ * kept as it is. @dst as above. @return 0 or -errno.
+ */
+int rt_spool_quarantine_copy(struct rt_spool *sp, int fd, const char *name, uint64_t off,
+			     uint64_t end, char *dst, size_t dstlen);
 
 /* The spool's epoch as 32 hex digits (and a NUL). */
 void rt_epoch_hex(const uint8_t epoch[16], char out[33]);
@@ -151,12 +249,19 @@ struct rt_recovered {
 typedef void (*rt_log_fn)(void *arg, int sev, const char *msg);
 
 /*
- * rt_spool_recover - check the spool before writing to it: every segment but
- * the last is opened from its footer and quarantined if damaged; the last is
- * read whole (every checksum) and cut back to its valid prefix, a torn tail
- * simply dropped, anything else kept in quarantine/. Sequence numbers already
- * used anywhere, or published as durable, are never handed out again; gaps
- * and losses are reported through @log.
+ * rt_spool_recover - check and repair the spool before writing to it
+ * (docs/segment.md, "Recovery"). A segment whose footer and INDEX frames
+ * check is taken as it is; any other is read whole (rt_seg_salvage) and
+ * repaired so that the next recovery takes it as it is: every intact block
+ * kept (blocks after a gap in a closed segment of their own, named by their
+ * first record), damaged bytes copied to quarantine/NAME.damaged-OFFSET, a
+ * torn tail of the newest segment (nothing durable in it) dropped, a damaged
+ * header written anew; closed by a footer, except the newest when the
+ * numbering goes on in it (->last_open). Running it again changes nothing.
+ * Sequence numbers already used anywhere, or published as durable, are never
+ * handed out again; every damage (segment, bytes, blocks, records), gap and
+ * loss is reported through @log. @ring_id/@nslots: the ring whose durable
+ * positions ->cur gathers (0/0: none, a central spool).
  * @return 0, or -errno when the spool cannot be read or repaired.
  */
 int rt_spool_recover(struct rt_spool *sp, uint64_t ring_id, uint32_t nslots, rt_log_fn log,

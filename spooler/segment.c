@@ -111,7 +111,8 @@ int rt_seg_footer_frame(struct rt_buf *out, uint64_t footer_off, uint64_t first_
 	memcpy(f + 24, &tmin, 8);
 	memcpy(f + 32, &tmax, 8);
 	f += SEG_FOOTER_FIXED;
-	memcpy(f, index_off, (size_t)nblocks * 8);
+	if (nblocks)
+		memcpy(f, index_off, (size_t)nblocks * 8);
 	f += (size_t)nblocks * 8;
 	memcpy(f, &footer_off, 8);
 	u32 = RT_SEG_TRAILER_MAGIC;
@@ -699,6 +700,462 @@ int rt_seg_index_frame(struct rt_buf *out, const struct rt_seg_block *b, uint32_
 		memcpy(f, b->bloom, b->bloom_bits / 8);
 	seg_frame_end(w, total);
 	out->len += total;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Salvage: reading a segment whole, past its damage
+ * ------------------------------------------------------------------------ */
+
+enum { AT_NONE, AT_BLOCK, AT_BADDATA, AT_FOOTER, AT_STALE };
+
+struct salvage {
+	struct rt_seg *s;
+	uint64_t limit;
+	struct rt_buf buf, tmp;
+	struct rt_seg_piece *p;
+	uint32_t np, cap;
+	/* Where the next block must come after (number, sequence): the last
+	 * block whose INDEX frame checked, whether its DATA did or not. */
+	int64_t last_no;
+	uint64_t last_next;
+	/* Bytes a search after damage may still read (checksums included):
+	 * a file full of things that look like frames cannot make recovery
+	 * read it over and over. */
+	uint64_t budget;
+};
+
+static int add_piece(struct salvage *v, int kind, uint64_t off, uint64_t end)
+{
+	struct rt_seg_piece *q;
+
+	if (v->np == v->cap) {
+		uint32_t cap = v->cap ? v->cap * 2 : 16;
+		q = realloc(v->p, cap * sizeof(*q));
+		if (!q)
+			return -ENOMEM;
+		v->p = q;
+		v->cap = cap;
+	}
+	q = &v->p[v->np++];
+	memset(q, 0, sizeof(*q));
+	q->kind = kind;
+	q->off = off;
+	q->end = end;
+	q->block = UINT32_MAX;
+	return 0;
+}
+
+/* Does the footer frame in v->buf (at @off, @total bytes) list exactly the
+ * blocks found so far and end the file? */
+static int footer_fits(struct salvage *v, const uint8_t *fixed, size_t total, uint64_t off)
+{
+	struct rt_seg *s = v->s;
+	uint64_t first, next, foff;
+	uint32_t nb;
+
+	memcpy(&nb, fixed, 4);
+	memcpy(&first, fixed + 8, 8);
+	memcpy(&next, fixed + 16, 8);
+	memcpy(&foff, v->buf.p + total - SEG_TRAILER, 8);
+	if (s->hdr_bad || nb != s->nblocks || first != s->hdr.first_seq || next != s->next_seq ||
+	    foff != off || off + total != v->limit ||
+	    total != RT_SEG_FRAME_HDR + SEG_FOOTER_FIXED + (size_t)nb * 8 + SEG_TRAILER)
+		return 0;
+	for (uint32_t i = 0; i < nb; i++) {
+		uint64_t io;
+		memcpy(&io, fixed + SEG_FOOTER_FIXED + 8 * i, 8);
+		if (io != s->blocks[i].index_off)
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * What starts at @off: a valid block that may come after the blocks found so
+ * far (AT_BLOCK, *b filled), a block whose INDEX frame checks but whose DATA
+ * does not (AT_BADDATA, *b filled), the footer of exactly the blocks found
+ * (AT_FOOTER), another footer (AT_STALE), or nothing (AT_NONE, *why, and
+ * *cut when a frame runs past the end). *end is where the piece ends.
+ */
+static int salvage_at(struct salvage *v, uint64_t off, int searching, struct rt_seg_block *b,
+		      uint64_t *end, const char **why, int *cut, uint64_t *claim)
+{
+	struct rt_seg *s = v->s;
+	const uint8_t *fixed;
+	size_t total;
+	int kind, r;
+
+	*cut = 0;
+	*claim = 0;
+	r = read_frame(s, off, v->limit, &v->buf, &total, &kind, &fixed, why);
+	if (r == -ENOMEM || r == -EIO)
+		return r;
+	if (r) {
+		*cut = !strcmp(*why, "frame cut short");
+		return AT_NONE;
+	}
+	*end = off + total;
+	if (kind == RT_SEG_FOOTER)
+		return footer_fits(v, fixed, total, off) ? AT_FOOTER : AT_STALE;
+	if (kind != RT_SEG_INDEX) {
+		*why = kind == RT_SEG_HEADER ? "a second header" : "unexpected frame kind";
+		return AT_NONE;
+	}
+	r = parse_index(fixed, total, off, b);
+	if (r) {
+		rt_seg_block_free(b);
+		if (r == -ENOMEM)
+			return r;
+		*why = "malformed index";
+		return AT_NONE;
+	}
+	/* Numbers a readable INDEX frame claims are never handed out again;
+	 * not so for a frame a search found that is not taken (it may be
+	 * bytes inside a DATA frame), nor for a block the end of the file
+	 * cuts short (a write that may never have completed: the caller
+	 * decides, from *claim). */
+	*claim = b->first_seq + b->nrec;
+	if (b->data_off + b->data_len > v->limit && (int64_t)b->block_no > v->last_no &&
+	    b->first_seq >= v->last_next) {
+		rt_seg_block_free(b);
+		*why = "data frame cut short";
+		*cut = 1;
+		return AT_NONE;
+	}
+	if (!searching && b->first_seq + b->nrec > s->seq_ceiling)
+		s->seq_ceiling = b->first_seq + b->nrec;
+	if ((int64_t)b->block_no <= v->last_no || b->first_seq < v->last_next) {
+		rt_seg_block_free(b);
+		*why = "block out of place";
+		return AT_NONE;
+	}
+	if (b->data_off + b->data_len > v->limit) {
+		rt_seg_block_free(b);
+		*why = "data frame cut short";
+		*cut = 1;
+		return AT_NONE;
+	}
+	*end = b->data_off + b->data_len;
+	r = check_data(s, b, &v->tmp);
+	if (r == -ENOMEM || r == -EIO) {
+		rt_seg_block_free(b);
+		return r;
+	}
+	return r ? AT_BADDATA : AT_BLOCK;
+}
+
+/* The next offset after @from where salvage_at() finds a block, a block
+ * with bad data, or the blocks' footer; v->limit if there is none. */
+static int resync(struct salvage *v, uint64_t from, uint64_t *at)
+{
+	static const uint8_t magic[4] = {0x5e, 0x2a, 0x4d, 0x18}; /* RT_SEG_SKIP_MAGIC, LE */
+	uint8_t chunk[65536 + 3];
+	uint64_t off = from + 1;
+
+	*at = v->limit;
+	while (off + RT_SEG_FRAME_HDR <= v->limit && v->budget > 0) {
+		size_t want = sizeof(chunk);
+		ssize_t n;
+		if (want > v->limit - off)
+			want = (size_t)(v->limit - off);
+		n = pread(v->s->fd, chunk, want, (off_t)off);
+		if (n < 0)
+			return -EIO;
+		if (n < 4)
+			break;
+		for (ssize_t i = 0; i + 4 <= n; i++) {
+			struct rt_seg_block b;
+			const char *why;
+			uint64_t end, at_i;
+			uint8_t h[RT_SEG_FRAME_HDR];
+			uint16_t fixlen;
+			uint64_t claim;
+			int r, cut;
+			const uint8_t *q = memchr(chunk + i, magic[0], (size_t)(n - 3 - i));
+			if (!q)
+				break;
+			i = q - chunk;
+			if (q[1] != magic[1] || q[2] != magic[2] || q[3] != magic[3])
+				continue;
+			at_i = off + (uint64_t)i;
+			/* Cheap checks first: a ringtail frame of a kind that
+			 * can follow damage. */
+			if (at_i + RT_SEG_FRAME_HDR > v->limit ||
+			    read_at(v->s->fd, h, sizeof(h), at_i) != 0)
+				continue;
+			memcpy(&fixlen, h + 14, 2);
+			{
+				uint32_t rtsg;
+				memcpy(&rtsg, h + 8, 4);
+				if (rtsg != RT_SEG_MAGIC || h[13] != RT_SEG_VERSION ||
+				    !((h[12] == RT_SEG_INDEX && fixlen == SEG_INDEX_FIXED) ||
+				      (h[12] == RT_SEG_FOOTER && fixlen == SEG_FOOTER_FIXED)))
+					continue;
+			}
+			{
+				uint32_t size;
+				memcpy(&size, h + 4, 4);
+				if ((uint64_t)size + 8 > v->budget) {
+					v->budget = 0;
+					return 0;
+				}
+				v->budget -= (uint64_t)size + 8;
+			}
+			memset(&b, 0, sizeof(b));
+			r = salvage_at(v, at_i, 1, &b, &end, &why, &cut, &claim);
+			if (r < 0)
+				return r;
+			if (r == AT_BLOCK || r == AT_BADDATA) {
+				/* A block found this way is taken only if what
+				 * follows it is a frame too (or the end, or a frame
+				 * the end cuts short): a frame-like run of bytes
+				 * inside a DATA frame is followed by the rest of
+				 * that frame. */
+				int64_t no = v->last_no;
+				uint64_t nx = v->last_next, end2;
+				struct rt_seg_block b2;
+				int r2 = AT_BLOCK, cut2 = 0;
+				if (v->budget > b.data_len)
+					v->budget -= b.data_len;
+				else
+					v->budget = 0;
+				v->last_no = b.block_no;
+				v->last_next = b.first_seq + b.nrec;
+				rt_seg_block_free(&b);
+				if (end < v->limit) {
+					memset(&b2, 0, sizeof(b2));
+					r2 = salvage_at(v, end, 1, &b2, &end2, &why, &cut2, &claim);
+					if (r2 == AT_BLOCK || r2 == AT_BADDATA)
+						rt_seg_block_free(&b2);
+				}
+				v->last_no = no;
+				v->last_next = nx;
+				if (r2 < 0)
+					return r2;
+				if (r2 == AT_NONE && !cut2)
+					continue;
+			}
+			if (r == AT_BLOCK || r == AT_BADDATA || r == AT_FOOTER) {
+				*at = at_i;
+				return 0;
+			}
+		}
+		if ((size_t)n < want)
+			break;
+		off += (uint64_t)n - 3; /* a magic may straddle two reads */
+	}
+	return 0;
+}
+
+int rt_seg_salvage(int fd, uint64_t name_seq, uint64_t limit, struct rt_seg **out,
+		   struct rt_seg_piece **pieces, uint32_t *npieces)
+{
+	struct salvage v;
+	struct rt_seg *s;
+	struct stat st;
+	const uint8_t *fixed;
+	const char *why;
+	size_t total;
+	uint64_t off = 0;
+	int kind, err;
+
+	*out = NULL;
+	*pieces = NULL;
+	*npieces = 0;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	memset(&v, 0, sizeof(v));
+	v.s = s;
+	s->fd = fd;
+	s->size = (uint64_t)st.st_size;
+	if (limit && limit < s->size)
+		s->size = limit;
+	v.limit = s->size;
+	v.last_no = -1;
+	v.budget = 4 * s->size + (64ull << 20);
+
+	err = read_frame(s, 0, v.limit, &v.buf, &total, &kind, &fixed, &why);
+	if (err == -ENOMEM || err == -EIO)
+		goto fail;
+	if (err == 0 && kind == RT_SEG_HEADER) {
+		err = parse_header(s, fixed, total);
+		if (err == -ENOMEM)
+			goto fail;
+	} else if (err == 0) {
+		err = -EBADMSG;
+	}
+	if (err) {
+		free(s->hdr_cursor);
+		s->hdr_cursor = NULL;
+		s->hdr_ncursor = 0;
+		memset(&s->hdr, 0, sizeof(s->hdr));
+		s->hdr_bad = 1;
+		s->hdr.first_seq = name_seq;
+	} else {
+		off = total;
+		if ((err = add_piece(&v, RT_PIECE_HEADER, 0, total)) != 0)
+			goto fail;
+	}
+	s->valid_end = off;
+	s->next_seq = s->seq_ceiling = s->hdr.first_seq;
+	v.last_next = s->hdr.first_seq;
+
+	while (off < v.limit) {
+		struct rt_seg_block b;
+		uint64_t end = off, at, claim;
+		int r, cut;
+
+		memset(&b, 0, sizeof(b));
+		r = salvage_at(&v, off, 0, &b, &end, &why, &cut, &claim);
+		if (r < 0) {
+			err = r;
+			goto fail;
+		}
+		if (r == AT_BLOCK) {
+			if ((err = add_piece(&v, RT_PIECE_BLOCK, off, end)) != 0 ||
+			    (err = push_block(s, &b)) != 0) {
+				rt_seg_block_free(&b);
+				goto fail;
+			}
+			v.p[v.np - 1].block = s->nblocks - 1;
+			v.last_no = b.block_no;
+			v.last_next = b.first_seq + b.nrec;
+			if (!s->damaged)
+				s->valid_end = end;
+			off = end;
+			continue;
+		}
+		if (r == AT_BADDATA) {
+			if ((err = add_piece(&v, RT_PIECE_DAMAGE, off, end)) != 0) {
+				rt_seg_block_free(&b);
+				goto fail;
+			}
+			v.p[v.np - 1].block = b.block_no;
+			v.p[v.np - 1].first_seq = b.first_seq;
+			v.p[v.np - 1].nrec = b.nrec;
+			v.p[v.np - 1].claim = claim;
+			snprintf(v.p[v.np - 1].why, sizeof(v.p[0].why), "block %u: data checksum mismatch",
+				 b.block_no);
+			set_damage(s, off, "block %u (records #%" PRIu64 " to #%" PRIu64
+				   "): data checksum mismatch",
+				   b.block_no, b.first_seq, b.first_seq + b.nrec - 1);
+			v.last_no = b.block_no;
+			v.last_next = b.first_seq + b.nrec;
+			rt_seg_block_free(&b);
+			off = end;
+			continue;
+		}
+		if (r == AT_FOOTER || r == AT_STALE) {
+			if ((err = add_piece(&v, r == AT_FOOTER ? RT_PIECE_FOOTER : RT_PIECE_STALE, off,
+					     end)) != 0)
+				goto fail;
+			if (r == AT_FOOTER)
+				s->closed = 1;
+			off = end;
+			continue;
+		}
+		/* Damage: it lasts up to the next frame worth having. */
+		{
+			char w[80];
+			snprintf(w, sizeof(w), "%s", why);
+			if ((err = resync(&v, off, &at)) != 0)
+				goto fail;
+			if ((err = add_piece(&v, RT_PIECE_DAMAGE, off, at)) != 0)
+				goto fail;
+			v.p[v.np - 1].torn = cut && at == v.limit;
+			v.p[v.np - 1].claim = claim;
+			if (!v.p[v.np - 1].torn && claim > s->seq_ceiling)
+				s->seq_ceiling = claim;
+			snprintf(v.p[v.np - 1].why, sizeof(v.p[0].why), "%s", w);
+			set_damage(s, off, "%s", w);
+			off = at;
+		}
+	}
+	if (s->closed && s->damaged)
+		s->closed = 0; /* a footer can only fit a file without damage */
+	rt_buf_free(&v.buf);
+	rt_buf_free(&v.tmp);
+	*out = s;
+	*pieces = v.p;
+	*npieces = v.np;
+	return 0;
+fail:
+	rt_buf_free(&v.buf);
+	rt_buf_free(&v.tmp);
+	free(v.p);
+	rt_seg_close(s);
+	return err;
+}
+
+void rt_seg_piece_what(const struct rt_seg *sv, const struct rt_seg_piece *p, uint32_t np,
+		     uint32_t i, uint64_t tail_next, char *out, size_t n)
+{
+	int64_t prev_no = -1, next_no = -1;
+	uint64_t from = sv->hdr.first_seq, to = tail_next;
+	const char *head = i == 0 && sv->hdr_bad ? "the header and " : "";
+
+	if (p[i].block != UINT32_MAX) {
+		snprintf(out, n, "block %u, records #%" PRIu64 " to #%" PRIu64, p[i].block,
+			 p[i].first_seq, p[i].first_seq + p[i].nrec - 1);
+		return;
+	}
+	for (uint32_t k = i; k-- > 0;) {
+		if (p[k].kind == RT_PIECE_BLOCK) {
+			prev_no = sv->blocks[p[k].block].block_no;
+			from = sv->blocks[p[k].block].first_seq + sv->blocks[p[k].block].nrec;
+			break;
+		}
+		if (p[k].kind == RT_PIECE_DAMAGE && p[k].block != UINT32_MAX) {
+			prev_no = p[k].block;
+			from = p[k].first_seq + p[k].nrec;
+			break;
+		}
+	}
+	for (uint32_t k = i + 1; k < np; k++) {
+		if (p[k].kind == RT_PIECE_BLOCK) {
+			next_no = sv->blocks[p[k].block].block_no;
+			to = sv->blocks[p[k].block].first_seq;
+			break;
+		}
+		if (p[k].kind == RT_PIECE_DAMAGE && p[k].block != UINT32_MAX) {
+			next_no = p[k].block;
+			to = p[k].first_seq;
+			break;
+		}
+	}
+	if (to <= from) {
+		snprintf(out, n, "%sno records", i == 0 && sv->hdr_bad ? "the header, " : "");
+	} else if (next_no < 0) {
+		snprintf(out, n, "%sblock %" PRId64 " and after, records #%" PRIu64 " to #%" PRIu64,
+			 head, prev_no + 1, from, to - 1);
+	} else if (next_no - prev_no == 2) {
+		snprintf(out, n, "%sblock %" PRId64 ", records #%" PRIu64 " to #%" PRIu64, head,
+			 prev_no + 1, from, to - 1);
+	} else {
+		snprintf(out, n, "%sblocks %" PRId64 " to %" PRId64 ", records #%" PRIu64
+			 " to #%" PRIu64,
+			 head, prev_no + 1, next_no - 1, from, to - 1);
+	}
+}
+
+int rt_seg_reindex(uint8_t *frame, size_t len, uint32_t block_no, uint64_t data_off)
+{
+	uint32_t size;
+	uint16_t fixlen;
+
+	if (len < RT_SEG_FRAME_HDR + SEG_INDEX_FIXED)
+		return -EBADMSG;
+	memcpy(&size, frame + 4, 4);
+	memcpy(&fixlen, frame + 14, 2);
+	if ((size_t)size + 8 != len || frame[12] != RT_SEG_INDEX || fixlen != SEG_INDEX_FIXED)
+		return -EBADMSG;
+	memcpy(frame + RT_SEG_FRAME_HDR, &block_no, 4);
+	memcpy(frame + RT_SEG_FRAME_HDR + 32, &data_off, 8);
+	seg_frame_end(frame, len);
 	return 0;
 }
 

@@ -202,12 +202,35 @@ static inline void sc_record(struct sc_result *res, const struct rt_rec *r)
 	buf[l] = '\0';
 	res->records++;
 	if (r->flags & RT_REC_LOSS) {
-		unsigned long long n;
+		unsigned long long n = 0;
 		unsigned pid, tid;
+		int have_refused = 0;
+		const char *at;
+		size_t pos = 0;
+		struct rt_attr_view a;
 		if (strstr(buf, "record lost from pid") && strstr(buf, "(ringtaild)"))
 			return; /* a spooler killed while writing its own message */
-		CHECK(sscanf(buf, "%llu records dropped from pid %u tid %u", &n, &pid, &tid) == 3,
-		      "unexpected loss record: %s", buf);
+		/* Loss records with attributes (refused=N: calls the writer was
+		 * told failed), else the older message "N records dropped". */
+		while (r->attrs_len && rt_attr_next(r->attrs, r->attrs_len, &pos, &a) == 1)
+			if (a.key_len == 7 && !memcmp(a.key, "refused", 7)) {
+				char v[24];
+				size_t vl = a.value_len < sizeof(v) - 1 ? a.value_len : sizeof(v) - 1;
+				memcpy(v, a.value, vl);
+				v[vl] = '\0';
+				n = strtoull(v, NULL, 10);
+				have_refused = 1;
+			}
+		if (have_refused) {
+			if (n == 0)
+				return; /* only lost or malformed: not a refused call */
+			at = strstr(buf, "pid ");
+			CHECK(at && sscanf(at, "pid %u tid %u", &pid, &tid) == 2,
+			      "a loss record that names no writer: %s", buf);
+		} else {
+			CHECK(sscanf(buf, "%llu records dropped from pid %u tid %u", &n, &pid, &tid) == 3,
+			      "unexpected loss record: %s", buf);
+		}
 		if (sc_find(pid, tid, &p, &t)) {
 			CHECK(res->proc < 0 || p == res->proc,
 			      "drops of writer %d in the spool of writer %d", p, res->proc);
@@ -319,6 +342,60 @@ static inline void sc_check_spool_of(const char *spool, const char *tool, int pr
 static inline void sc_check_spool(const char *spool, const char *tool, struct sc_result *res)
 {
 	sc_check_spool_of(spool, tool, -1, 0, res);
+}
+
+/*
+ * A spool made by the real engine, in-process, from a real ring: @nrec
+ * records ("record I of the sweep " and a varying tail) written into a new
+ * ring, then drained into @spool with segments of @segment_bytes and blocks
+ * of @block_bytes, and the engine stopped the way SIGTERM stops ringtaild
+ * (the newest segment stays open). The ring's id and slots go to @ring_id
+ * and @nslots (for rt_spool_recover()).
+ */
+static inline void sc_engine_spool(const char *spool, int nrec, uint64_t segment_bytes,
+				   uint64_t block_bytes, uint64_t *ring_id, uint32_t *nslots)
+{
+	struct rt_ring_params rp;
+	struct rt_spoold_config cfg;
+	struct rt_spoold *d;
+	struct rt_spoold_stats st;
+	uint64_t deadline;
+	char ring[256];
+
+	snprintf(ring, sizeof(ring), "/dev/shm/rt-test-engine-ring-%d", (int)getpid());
+	rt_ring_params_default(&rp);
+	rp.size = 8u << 20;
+	unlink(ring);
+	CHECK_EQ(rt_ring_create(ring, &rp), 0);
+	setenv(RT_RING_ENV, ring, 1);
+	rt_set_service("sweep");
+	for (int i = 0; i < nrec; i++) {
+		char m[200];
+		int len = snprintf(m, sizeof(m), "record %d of the sweep ", i);
+		for (int k = 0; k < (i * 7919) % 90; k++)
+			m[len++] = (char)('a' + (i + k * k) % 26);
+		CHECK_EQ(rt_write(RT_INFO, m, (size_t)len), 0);
+	}
+	rt_spoold_defaults(&cfg);
+	cfg.ring_path = ring;
+	cfg.spool_dir = spool;
+	cfg.host = "sweep-host";
+	cfg.segment_bytes = segment_bytes;
+	cfg.block_bytes = block_bytes;
+	cfg.fsync = RT_FSYNC_NONE;
+	cfg.retain_bytes = UINT64_MAX;
+	CHECK_EQ(rt_spoold_start(&cfg, &d), 0);
+	deadline = t_now_ns() + 30ull * 1000000000;
+	do {
+		CHECK(rt_spoold_step(d, 1) >= 0, "step");
+		rt_spoold_get_stats(d, &st);
+		CHECK(t_now_ns() < deadline, "the engine did not take %d records", nrec);
+	} while (st.records < (uint64_t)nrec);
+	CHECK_EQ(rt_spoold_finish(d), 0);
+	*ring_id = rt_consumer_ring_id(rt_spoold_consumer(d));
+	*nslots = rt_ring_header(rt_consumer_ring(rt_spoold_consumer(d)))->nslots;
+	rt_spoold_free(d);
+	unlink(ring);
 }
 
 static inline void sc_rm_rf(const char *path)

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,25 +80,30 @@ static int print_writer(const struct rt_writer_stat *w, void *arg)
 	return 0;
 }
 
-/* What SPOOL/forward says, if the spooler of @r forwards. 0 when it does. */
+/* What SPOOL/forward says, if the spooler of @r forwards. 0 when it does.
+ * The file is mapped only when whole and read without SIGBUS, whatever its
+ * owner does to it meanwhile (rt_map_state_file, rt_shared_snapshot). */
 static int forward_state(struct rt_ring *r, struct rt_forward_state *out)
 {
-	const char *dir = rt_ring_header(r)->spool_dir;
-	char path[600];
+	char dir[sizeof(rt_ring_header(r)->spool_dir) + 1];
 	void *m;
-	int fd, err;
+	int dfd, err;
 
-	if (!dir[0] || memchr(dir, '\0', sizeof(rt_ring_header(r)->spool_dir)) == NULL)
+	/* A copy first: the ring's members can change it under us. */
+	memcpy(dir, rt_ring_header(r)->spool_dir, sizeof(dir) - 1);
+	dir[sizeof(dir) - 1] = '\0';
+	if (!dir[0])
 		return -ENOENT;
-	snprintf(path, sizeof(path), "%s/forward", dir);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
 		return -errno;
-	m = mmap(NULL, sizeof(*out), PROT_READ, MAP_SHARED, fd, 0);
-	close(fd);
-	if (m == MAP_FAILED)
-		return -errno;
-	err = rt_forward_state_read(m, out);
+	err = rt_map_state_file(dfd, "forward", sizeof(*out), 0, &m);
+	close(dfd);
+	if (err)
+		return err;
+	memset(out, 0, sizeof(*out));
+	err = rt_shared_snapshot(m, out, offsetof(struct rt_forward_state, pad),
+				 offsetof(struct rt_forward_state, gen));
 	munmap(m, sizeof(*out));
 	if (!err && memcmp(out->magic, RT_FWD_MAGIC, 8))
 		err = -EBADMSG;

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_segment - any bytes as a segment file: opened both ways (footer and
- * frame by frame with every checksum), every readable block decompressed,
- * decoded and rendered, refreshed and probed. It may say "damaged"; it must
+ * frame by frame with every checksum) and salvaged (read whole past damage),
+ * every readable block decompressed, decoded and rendered, refreshed and
+ * probed, every salvaged block's INDEX frame renumbered and parsed again. It may say "damaged"; it must
  * never crash, hang, leak or read out of bounds.
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -71,6 +73,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		read_all(s);
 		(void)rt_seg_probe(s, s->valid_end);
 		rt_seg_close(s);
+	}
+	/* Read whole past damage, as recovery and verify do: every block it
+	 * finds must be one that stands on its own (its INDEX frame, moved
+	 * and renumbered, still parses), and every piece can be described. */
+	{
+		struct rt_seg_piece *p = NULL;
+		uint32_t np = 0;
+		if (rt_seg_salvage(fd, 1, 0, &s, &p, &np) == 0) {
+			char what[160];
+			read_all(s);
+			for (uint32_t i = 0; i < np; i++)
+				if (p[i].kind == RT_PIECE_DAMAGE)
+					rt_seg_piece_what(s, p, np, i, UINT64_MAX, what, sizeof(what));
+			for (uint32_t b = 0; b < s->nblocks; b++) {
+				const struct rt_seg_block *sb = &s->blocks[b];
+				struct rt_seg_block pb;
+				uint8_t *f = malloc(sb->index_len);
+				if (!f || sb->index_off + sb->index_len > size)
+					__builtin_trap();
+				memcpy(f, data + sb->index_off, sb->index_len);
+				if (rt_seg_reindex(f, sb->index_len, b, 4096) ||
+				    rt_seg_parse_index(f, sb->index_len, &pb))
+					__builtin_trap();
+				rt_seg_block_free(&pb);
+				free(f);
+			}
+			free(p);
+			rt_seg_close(s);
+		}
 	}
 	close(fd);
 	return 0;
