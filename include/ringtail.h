@@ -42,6 +42,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -137,8 +138,8 @@ struct rt_opts {
  *   -ENOENT      no ring exists yet; the writer attaches when one appears.
  *   -EMSGSIZE    the record is larger than a ring chunk can hold.
  *   -EINVAL      bad argument: severity outside 1..24, NULL message with a
- *                non-zero length, a service name that is empty, too long or
- *                holds '/' or control bytes, an empty or oversized attribute.
+ *                non-zero length, a service name that rt_set_service() would
+ *                refuse, an empty or oversized attribute.
  *   -EUSERS      every writer slot of the ring is taken.
  *   any error of rt_attach() when the ring file exists but is unusable:
  *   -ELOOP (symlink), -ENODEV (not a regular file), -EPERM (unsafe owner or
@@ -182,9 +183,12 @@ static inline int rt_vprintfx(int severity, const struct rt_opts *opts, const ch
 
 /*
  * rt_set_service - set the service name of this process's records.
- * The default is the program's name. The name is copied.
- * @return 0; -EINVAL if @name is NULL, empty, longer than RT_SERVICE_MAX or
- * holds '/' or a control byte (it names files under /by-service).
+ * The default is the program's name ("unknown" if that is not a valid
+ * name). The name is copied.
+ * @return 0; -EINVAL if @name is NULL, empty, longer than RT_SERVICE_MAX,
+ * not valid UTF-8 (strictly: no overlong forms, no surrogates, nothing past
+ * U+10FFFF), holds '/', DEL or a control byte, is "." or "..", or is one of
+ * ringtail's own names, "ringtail" and "ringtaild" (docs/ring.md).
  */
 int rt_set_service(const char *name);
 
@@ -194,6 +198,21 @@ int rt_set_service(const char *name);
  * @return 0 when attached, else the reason (see "Return values").
  */
 int rt_attach(void);
+
+/*
+ * rt_sigbus_guard - whether ringtail may install its SIGBUS handler (the
+ * default: on). Any member of the ring's group can cut the ring file short,
+ * and a store into a mapped page past the end of a file raises SIGBUS. So at
+ * the first attach the writer installs one process-wide handler (chaining to
+ * the handler that was there before): for a fault inside a ring mapping it
+ * maps zero pages over the whole ring, the access completes, and the writer
+ * moves to a new ring at its next chunk; every other SIGBUS goes to the
+ * previous handler or the default action, as it would have. Call
+ * rt_sigbus_guard(0) before the first write to keep your own SIGBUS
+ * handling alone (a cut ring can then kill the process).
+ * @return 0; -EBUSY if turning it off after it was installed.
+ */
+int rt_sigbus_guard(int on);
 
 /*
  * rt_dropped - records this process failed to write, all reasons together,
@@ -479,6 +498,8 @@ struct rt__map {
 	uint32_t reserve_chunks;
 	uint32_t writer_max_chunks;
 	uint32_t use_tsc;
+	uint32_t lost;          /* the file was cut short under us (SIGBUS) */
+	uint64_t dev, ino;      /* the file, to tell a removed ring from a poked state */
 };
 
 struct rt__proc {
@@ -532,6 +553,186 @@ RT__WEAK pthread_once_t rt__once_v1 = PTHREAD_ONCE_INIT;
 RT__WEAK __thread struct rt__tls rt__tls_v1;
 
 /* ------------------------------------------------------------------------
+ * The SIGBUS guard (see rt_sigbus_guard()). One handler per program, weak
+ * like the rest; the daemon side (shm/ring.c) and the spool's guarded copies
+ * (spooler/spool.c) use this same handler, so a program never has two.
+ *
+ * Registered ranges are mappings of ring files: a fault (BUS_ADRERR) inside
+ * one maps anonymous zero pages over the whole range, sets its lost flag and
+ * returns, so the faulting access completes on memory nobody reads. A
+ * thread may also arm a jump (rt__bus_jump_v1): a fault inside its range
+ * calls fn, which does not return (a siglongjmp).
+ * ------------------------------------------------------------------------ */
+
+#define RT__GUARD_MAX 64
+
+struct rt__guard_ent {
+	uintptr_t lo;
+	uintptr_t hi;            /* 0: the entry is free */
+	uint32_t *lost;
+	int used;                /* claimed by CAS */
+};
+
+struct rt__guard {
+	int state;               /* 0 none, 1 installing, 2 installed, 3 failed */
+	int off;                 /* rt_sigbus_guard(0) */
+	struct sigaction prev;
+	struct rt__guard_ent e[RT__GUARD_MAX];
+};
+
+struct rt__bus_jump {
+	uintptr_t lo, hi;
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+RT__WEAK struct rt__guard rt__guard_v1;
+RT__WEAK __thread struct rt__bus_jump *rt__bus_jump_v1;
+
+#ifdef MAP_ANONYMOUS
+#define RT__MAP_ANON MAP_ANONYMOUS
+#else
+#define RT__MAP_ANON 0x20 /* Linux; hidden in strict POSIX mode */
+#endif
+#ifndef BUS_ADRERR
+#define BUS_ADRERR 2
+#endif
+
+void rt__on_sigbus_v1(int sig, siginfo_t *si, void *uc);
+int rt__guard_install_v1(void);
+int rt__guard_add_v1(void *base, size_t size, uint32_t *lost);
+void rt__guard_del_v1(void *base);
+
+RT__COLD void rt__on_sigbus_v1(int sig, siginfo_t *si, void *uc)
+{
+	struct rt__guard *g = &rt__guard_v1;
+	struct rt__bus_jump *j = rt__bus_jump_v1;
+	uintptr_t a = RT__CAST(uintptr_t, si->si_addr);
+	struct sigaction dfl;
+	int i, saved = errno;
+
+	if (si->si_code == BUS_ADRERR) {
+		if (j && a >= j->lo && a < j->hi) {
+			rt__bus_jump_v1 = NULL;
+			j->fn(j->arg); /* does not return */
+		}
+		for (i = 0; i < RT__GUARD_MAX; i++) {
+			uintptr_t hi = __atomic_load_n(&g->e[i].hi, __ATOMIC_ACQUIRE);
+			uintptr_t lo = __atomic_load_n(&g->e[i].lo, __ATOMIC_RELAXED);
+			uint32_t *lost = __atomic_load_n(&g->e[i].lost, __ATOMIC_RELAXED);
+			if (!hi || a < lo || a >= hi)
+				continue;
+			if (mmap(RT__CAST(void *, lo), hi - lo, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | RT__MAP_ANON | MAP_FIXED, -1, 0) == MAP_FAILED)
+				break;
+			if (lost)
+				__atomic_store_n(lost, 1u, __ATOMIC_RELEASE);
+			errno = saved;
+			return; /* the access is made again, on zeros */
+		}
+	}
+	errno = saved;
+	if (g->prev.sa_flags & SA_SIGINFO) {
+		g->prev.sa_sigaction(sig, si, uc);
+		return;
+	}
+	if (g->prev.sa_handler != SIG_DFL && g->prev.sa_handler != SIG_IGN) {
+		g->prev.sa_handler(sig);
+		return;
+	}
+	/* The default action: a fault is made again and kills; a SIGBUS that
+	 * was sent is raised again. */
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigaction(SIGBUS, &dfl, NULL);
+	if (si->si_code <= 0)
+		raise(SIGBUS);
+}
+
+/* Install the handler once. @return 0 when it is installed, -EPERM when
+ * turned off, or the error of sigaction. */
+RT__COLD int rt__guard_install_v1(void)
+{
+	struct rt__guard *g = &rt__guard_v1;
+	struct sigaction sa;
+	int st = 0;
+
+	if (__atomic_load_n(&g->off, __ATOMIC_ACQUIRE))
+		return -EPERM;
+	while ((st = __atomic_load_n(&g->state, __ATOMIC_ACQUIRE)) != 2) {
+		if (st == 3)
+			return -ENOSYS;
+		if (st == 1)
+			continue; /* another thread is inside sigaction() */
+		if (!__atomic_compare_exchange_n(&g->state, &st, 1, 0, __ATOMIC_ACQ_REL,
+						 __ATOMIC_ACQUIRE))
+			continue;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_sigaction = rt__on_sigbus_v1;
+		/* SA_NODEFER: a jump out of the handler leaves SIGBUS open. */
+		sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_RESTART;
+		sigemptyset(&sa.sa_mask);
+		st = sigaction(SIGBUS, &sa, &g->prev) == 0 ? 2 : 3;
+		__atomic_store_n(&g->state, st, __ATOMIC_RELEASE);
+	}
+	return 0;
+}
+
+/* Guard the mapping [@base, @base + @size): on SIGBUS there, zero pages
+ * and *@lost = 1. @return 0, -ENOSPC (too many rings), or as above. */
+RT__COLD int rt__guard_add_v1(void *base, size_t size, uint32_t *lost)
+{
+	struct rt__guard *g = &rt__guard_v1;
+	int i, err = rt__guard_install_v1();
+
+	if (err)
+		return err;
+	for (i = 0; i < RT__GUARD_MAX; i++) {
+		int zero = 0;
+		if (__atomic_load_n(&g->e[i].used, __ATOMIC_RELAXED) ||
+		    !__atomic_compare_exchange_n(&g->e[i].used, &zero, 1, 0, __ATOMIC_ACQUIRE,
+						 __ATOMIC_RELAXED))
+			continue;
+		__atomic_store_n(&g->e[i].lo, RT__CAST(uintptr_t, base), __ATOMIC_RELAXED);
+		__atomic_store_n(&g->e[i].lost, lost, __ATOMIC_RELAXED);
+		__atomic_store_n(&g->e[i].hi, RT__CAST(uintptr_t, base) + size, __ATOMIC_RELEASE);
+		return 0;
+	}
+	return -ENOSPC;
+}
+
+/* Forget the guard of the mapping at @base (before unmapping it). */
+RT__COLD void rt__guard_del_v1(void *base)
+{
+	struct rt__guard *g = &rt__guard_v1;
+	int i;
+
+	for (i = 0; i < RT__GUARD_MAX; i++) {
+		if (!__atomic_load_n(&g->e[i].hi, __ATOMIC_ACQUIRE) ||
+		    __atomic_load_n(&g->e[i].lo, __ATOMIC_RELAXED) != RT__CAST(uintptr_t, base))
+			continue;
+		__atomic_store_n(&g->e[i].hi, (uintptr_t)0, __ATOMIC_RELEASE);
+		__atomic_store_n(&g->e[i].used, 0, __ATOMIC_RELEASE);
+		return;
+	}
+}
+
+int rt_sigbus_guard(int on);
+RT__WEAK int rt_sigbus_guard(int on)
+{
+	struct rt__guard *g = &rt__guard_v1;
+
+	if (on) {
+		__atomic_store_n(&g->off, 0, __ATOMIC_RELEASE);
+		return 0;
+	}
+	if (__atomic_load_n(&g->state, __ATOMIC_ACQUIRE) == 2)
+		return -EBUSY;
+	__atomic_store_n(&g->off, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
  * Small helpers
  * ------------------------------------------------------------------------ */
 
@@ -555,6 +756,8 @@ static inline uint64_t rt__now(const struct rt__tls *t)
 	return rt__mono_ns(CLOCK_REALTIME);
 }
 
+/* The old rule, which stored records were written under: 1..64 bytes, no
+ * '/', no control bytes, not "." or "..". Readers of segments use it. */
 static inline int rt__service_ok(const char *s, size_t n)
 {
 	size_t i;
@@ -569,6 +772,64 @@ static inline int rt__service_ok(const char *s, size_t n)
 			return 0;
 	}
 	return 1;
+}
+
+/* ringtail's own services: its loss records and the daemon's messages. */
+static inline int rt__service_reserved(const char *s, size_t n)
+{
+	return (n == 8 && memcmp(s, "ringtail", 8) == 0) ||
+	       (n == 9 && memcmp(s, "ringtaild", 9) == 0);
+}
+
+/*
+ * The rule for a name a writer gives (docs/ring.md, "Service names"): the
+ * old rule, and strict UTF-8 (shortest form, no surrogates, at most
+ * U+10FFFF). Refused, never escaped. Reserved names are checked apart.
+ */
+static inline int rt__service_utf8_ok(const char *s, size_t n)
+{
+	const unsigned char *p = RT__CAST(const unsigned char *, s);
+	size_t i = 0, k, len;
+	uint32_t cp;
+
+	if (!rt__service_ok(s, n))
+		return 0;
+	while (i < n) {
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if (p[i] >= 0xc2 && p[i] <= 0xdf) {
+			len = 2;
+			cp = p[i] & 0x1fu;
+		} else if (p[i] >= 0xe0 && p[i] <= 0xef) {
+			len = 3;
+			cp = p[i] & 0x0fu;
+		} else if (p[i] >= 0xf0 && p[i] <= 0xf4) {
+			len = 4;
+			cp = p[i] & 0x07u;
+		} else {
+			return 0; /* a continuation first, an overlong lead, past U+10FFFF */
+		}
+		if (n - i < len)
+			return 0;
+		for (k = 1; k < len; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (p[i + k] & 0x3fu);
+		}
+		if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		i += len;
+	}
+	return 1;
+}
+
+/* What a writer may name itself: the rule, and not reserved. */
+static inline int rt__service_name_ok(const char *s, size_t n)
+{
+	return rt__service_utf8_ok(s, n) && !rt__service_reserved(s, n);
 }
 
 static inline uint32_t rt__load32(const uint32_t *p)
@@ -756,8 +1017,9 @@ RT__COLD void rt__thread_exit_v1(void *arg)
 static inline int rt__map_ring(struct rt__map **out)
 {
 	const char *path = getenv(RT_RING_ENV);
-	const struct rt__ring_hdr *h;
+	struct rt__ring_hdr *h;
 	struct rt__map *m;
+	struct stat st;
 	uint64_t size;
 	void *base;
 	int fd, err;
@@ -767,7 +1029,7 @@ static inline int rt__map_ring(struct rt__map **out)
 	fd = rt__open_checked_v1(path, O_RDWR, &size);
 	if (fd < 0)
 		return fd;
-	if (size < RT__HDR_SIZE) {
+	if (size < RT__HDR_SIZE || fstat(fd, &st) < 0) {
 		close(fd);
 		return -EBADMSG;
 	}
@@ -781,17 +1043,37 @@ static inline int rt__map_ring(struct rt__map **out)
 	close(fd);
 	if (base == MAP_FAILED)
 		return err;
-	h = RT__CAST(const struct rt__ring_hdr *, base);
-	err = rt__validate_v1(h, size);
-	if (err == 0 && __atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != RT__RING_LIVE)
-		err = -ENOENT;
-	m = err ? NULL : RT__CAST(struct rt__map *, malloc(sizeof(*m)));
-	if (!m) {
+	m = RT__CAST(struct rt__map *, calloc(1, sizeof(*m)));
+	h = RT__CAST(struct rt__ring_hdr *, malloc(sizeof(*h)));
+	if (!m || !h) {
+		free(m);
+		free(h);
 		munmap(base, (size_t)size);
-		return err ? err : -ENOMEM;
+		return -ENOMEM;
+	}
+	/* Guarded before the first read: the file may be cut short at any
+	 * time. Without the guard (turned off, or 64 rings mapped) such a
+	 * cut can kill us; the writer works all the same. */
+	(void)rt__guard_add_v1(base, (size_t)size, &m->lost);
+	/* Checked and used from one private copy: the shared header may
+	 * change between any two reads of it. */
+	memcpy(h, base, sizeof(*h));
+	err = rt__validate_v1(h, size);
+	if (err == 0 && (__atomic_load_n(&RT__CAST(struct rt__ring_hdr *, base)->state,
+					 __ATOMIC_ACQUIRE) != RT__RING_LIVE ||
+			 __atomic_load_n(&m->lost, __ATOMIC_ACQUIRE)))
+		err = -ENOENT;
+	if (err) {
+		rt__guard_del_v1(base);
+		munmap(base, (size_t)size);
+		free(m);
+		free(h);
+		return err;
 	}
 	m->base = RT__CAST(char *, base);
 	m->size = size;
+	m->dev = (uint64_t)st.st_dev;
+	m->ino = (uint64_t)st.st_ino;
 	m->owners_off = h->owners_off;
 	m->chunks_off = h->chunks_off;
 	m->chunk_size = h->chunk_size;
@@ -804,6 +1086,7 @@ static inline int rt__map_ring(struct rt__map **out)
 #else
 	m->use_tsc = 0;
 #endif
+	free(h);
 	*out = m;
 	return 0;
 }
@@ -851,6 +1134,7 @@ RT__COLD int rt__attach_v1(void)
 	/* Release: a thread that acquires map sees the fields filled in. */
 	if (!__atomic_compare_exchange_n(&p->map, &expect, m, 0, __ATOMIC_RELEASE,
 					 __ATOMIC_ACQUIRE)) {
+		rt__guard_del_v1(m->base);
 		munmap(m->base, (size_t)m->size);
 		free(m);
 	}
@@ -1017,7 +1301,7 @@ static inline void rt__default_service(void)
 
 	if (len > RT_SERVICE_MAX)
 		len = RT_SERVICE_MAX;
-	if (!n || !rt__service_ok(n, len)) {
+	if (!n || !rt__service_name_ok(n, len)) {
 		n = "unknown";
 		len = 7;
 	}
@@ -1056,6 +1340,21 @@ static inline void rt__sync_service(struct rt__tls *t)
 	rt__build_tmpl(t);
 }
 
+/* 1 if the ring path still names the file of @m: a state other than LIVE
+ * there was written by a member, not by rt_ring_remove() (which unlinks
+ * first), and moving would only leak our slot and its chunks. */
+int rt__same_file_v1(const struct rt__map *m);
+RT__COLD int rt__same_file_v1(const struct rt__map *m)
+{
+	const char *path = getenv(RT_RING_ENV);
+	struct stat st;
+
+	if (!path || !*path)
+		path = RT_RING_DEFAULT_PATH;
+	return stat(path, &st) == 0 && (uint64_t)st.st_dev == m->dev &&
+	       (uint64_t)st.st_ino == m->ino;
+}
+
 /* Attach and claim a slot for this thread if it has none. */
 static inline int rt__ensure_slot(struct rt__tls *t)
 {
@@ -1075,9 +1374,12 @@ static inline int rt__ensure_slot(struct rt__tls *t)
 			return err;
 		m = __atomic_load_n(&p->map, __ATOMIC_ACQUIRE);
 	}
-	if (__atomic_load_n(&RT__CAST(struct rt__ring_hdr *, m->base)->state, __ATOMIC_ACQUIRE) !=
-	    RT__RING_LIVE) {
-		/* Removed: attach to whatever ring now has the name. The old
+	if (__atomic_load_n(&m->lost, __ATOMIC_ACQUIRE) ||
+	    (__atomic_load_n(&RT__CAST(struct rt__ring_hdr *, m->base)->state, __ATOMIC_ACQUIRE) !=
+		     RT__RING_LIVE &&
+	     !rt__same_file_v1(m))) {
+		/* Removed, or cut short under us (the guard put zero pages
+		 * there): attach to whatever ring now has the name. The old
 		 * mapping stays: other threads may be inside a write to it. */
 		__atomic_compare_exchange_n(&p->map, &m, RT__CAST(struct rt__map *, NULL), 0,
 					    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
@@ -1156,7 +1458,7 @@ RT__WEAK int rt_set_service(const char *name)
 {
 	size_t n = name ? strlen(name) : 0;
 
-	if (!name || !rt__service_ok(name, n))
+	if (!name || !rt__service_name_ok(name, n))
 		return -EINVAL;
 	rt__store_service(name, n, 0);
 	return 0;
@@ -1331,7 +1633,7 @@ static inline int rt__opts(struct rt__tls *t, const struct rt_opts *o, const cha
 		if (o->service) {
 			*svc = o->service;
 			*svc_len = strlen(o->service);
-			if (!rt__service_ok(*svc, *svc_len))
+			if (!rt__service_name_ok(*svc, *svc_len))
 				bad = 1;
 		}
 		if (o->nattrs) {

@@ -41,6 +41,8 @@ struct cslot {
 	uint8_t dirty;     /* read position moved since the last mark */
 	uint8_t verified;  /* owner's start time checked against /proc */
 	uint8_t broken;    /* malformed chain: stop reading until it is gone */
+	uint64_t bad_bytes; /* malformed bytes skipped, not yet reported */
+	uint64_t bad_recs;
 	uint32_t pid;
 	uint32_t tid;
 	uint64_t starttime;
@@ -87,7 +89,13 @@ struct rt_consumer {
 	uint64_t tsc_hz;
 	uint64_t tsc_now;
 	uint64_t rt_now;
+	uint64_t tsc_ref;         /* our copies of the header's clock references */
+	uint64_t mono_ref;
+	uint64_t last_check;      /* monotonic ns of the last rt__ring_check() */
 	char synth[640];
+	uint8_t attrs[128];       /* attributes of the loss record being made */
+	size_t attrs_len;
+	char *rbuf;               /* a private copy of the record being read */
 };
 
 static uint64_t clock_ns(clockid_t clk)
@@ -110,16 +118,14 @@ static uint64_t rdtsc(void)
  * CLOCK_MONOTONIC_RAW over the ring's whole life. */
 static void clock_sample(struct rt_consumer *c)
 {
-	struct rt__ring_hdr *h = c->ring->hdr;
-
 	c->rt_now = clock_ns(CLOCK_REALTIME);
 	if (!c->tsc)
 		return;
 	c->tsc_now = rdtsc();
 	uint64_t mono = clock_ns(CLOCK_MONOTONIC_RAW);
-	if (mono > h->mono_ref + 1000000000ull && c->tsc_now > h->tsc_ref)
-		c->tsc_hz = (uint64_t)((rt__u128)(c->tsc_now - h->tsc_ref) * 1000000000u /
-				       (mono - h->mono_ref));
+	if (mono > c->mono_ref + 1000000000ull && c->tsc_now > c->tsc_ref)
+		c->tsc_hz = (uint64_t)((rt__u128)(c->tsc_now - c->tsc_ref) * 1000000000u /
+				       (mono - c->mono_ref));
 }
 
 static uint64_t tsc_to_ns(const struct rt_consumer *c, uint64_t tsc)
@@ -134,14 +140,22 @@ static uint64_t tsc_to_ns(const struct rt_consumer *c, uint64_t tsc)
 				      c->tsc_hz);
 }
 
+/* A pid read from shared memory: 0 or past the kernel's limit names no
+ * process (and kill(0 or -1, ...) would name many). */
+static int pid_bad(uint32_t pid)
+{
+	return pid == 0 || pid > (1u << 22);
+}
+
 static int pid_gone(uint32_t pid)
 {
-	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+	return pid_bad(pid) || (kill((pid_t)pid, 0) < 0 && errno == ESRCH);
 }
 
 static int tid_gone(uint32_t pid, uint32_t tid)
 {
-	return syscall(SYS_tgkill, (pid_t)pid, (pid_t)tid, 0) < 0 && errno == ESRCH;
+	return pid_bad(tid) ||
+	       (syscall(SYS_tgkill, (pid_t)pid, (pid_t)tid, 0) < 0 && errno == ESRCH);
 }
 
 /* Start time of @pid from /proc, 0 if unknown. */
@@ -176,7 +190,6 @@ static uint64_t proc_starttime(uint32_t pid)
 static void track(struct rt_consumer *c, uint32_t i)
 {
 	struct rt__slot *s = &c->ring->slots[i];
-	struct rt__ring_hdr *h = c->ring->hdr;
 	struct cslot *cs = &c->cs[i];
 	uint64_t where;
 	size_t n;
@@ -190,6 +203,8 @@ static void track(struct rt_consumer *c, uint32_t i)
 	n = s->svc_len < 32 ? s->svc_len : 32;
 	memcpy(cs->service, s->service, n);
 	cs->service[n] = '\0';
+	/* Only for our messages; a name cut at 32 bytes may end inside a
+	 * character, so the old rule. */
 	if (!rt_service_valid(cs->service, n))
 		strcpy(cs->service, "?");
 	where = __atomic_load_n(&s->c_where, __ATOMIC_RELAXED);
@@ -201,7 +216,8 @@ static void track(struct rt_consumer *c, uint32_t i)
 	cs->phase = PH_LIVE;
 	if (cs->r_chunk) {
 		/* The stream position follows from the chunk's own base. */
-		if (cs->r_chunk > h->nchunks || cs->r_off < RT__CHUNK_HDR || cs->r_off > h->chunk_size ||
+		if (cs->r_chunk > c->ring->nchunks || cs->r_off < RT__CHUNK_HDR ||
+		    cs->r_off > c->ring->chunk_size || (cs->r_off & 7) ||
 		    __atomic_load_n(&c->ring->owners[cs->r_chunk - 1], __ATOMIC_RELAXED) != i + 1)
 			cs->broken = 1;
 		else
@@ -241,7 +257,7 @@ static void free_upto(struct rt_consumer *c, uint32_t i, uint32_t from, uint32_t
 
 	if (idx == 0)
 		idx = __atomic_load_n(&s->first, __ATOMIC_ACQUIRE);
-	while (idx && idx != upto && idx <= r->hdr->nchunks && steps++ < r->hdr->nchunks) {
+	while (idx && idx != upto && idx <= r->nchunks && steps++ < r->nchunks) {
 		struct rt__chunk *ch = rt__chunk_at(r, idx - 1);
 		uint32_t nx = __atomic_load_n(&ch->next, __ATOMIC_ACQUIRE);
 		if (__atomic_load_n(&r->owners[idx - 1], __ATOMIC_RELAXED) != i + 1)
@@ -279,7 +295,7 @@ static void free_slot(struct rt_consumer *c, uint32_t i)
 
 	__atomic_store_n(&s->c_flags, __atomic_load_n(&s->c_flags, __ATOMIC_RELAXED) | RT__CF_FINAL,
 			 __ATOMIC_RELEASE);
-	for (k = 0; k < h->nchunks; k++)
+	for (k = 0; k < r->nchunks; k++)
 		if (__atomic_load_n(&r->owners[k], __ATOMIC_RELAXED) == i + 1)
 			free_chunk(c, s, k);
 	__atomic_fetch_add(&h->written_retired, __atomic_load_n(&s->c_records, __ATOMIC_RELAXED),
@@ -340,7 +356,7 @@ static void resync_free(struct rt_consumer *c)
 	struct rt_ring *r = c->ring;
 	uint32_t i, n = 0;
 
-	for (i = 0; i < r->hdr->nchunks; i++)
+	for (i = 0; i < r->nchunks; i++)
 		if (__atomic_load_n(&r->owners[i], __ATOMIC_RELAXED) == 0)
 			n++;
 	__atomic_store_n(&r->hdr->free_chunks, (uint64_t)n, __ATOMIC_RELAXED);
@@ -367,24 +383,88 @@ static int synth(struct rt_consumer *c, rt_consume_fn fn, void *arg, uint32_t sl
 	rec.service_len = 8;
 	rec.msg = msg;
 	rec.msg_len = len;
+	rec.attrs = c->attrs_len ? c->attrs : NULL;
+	rec.attrs_len = c->attrs_len;
+	c->attrs_len = 0;
 	o.slot = slot;
 	o.gen = cs ? cs->gen : 0;
 	o.pos = cs ? cs->r_pos : 0;
 	return fn(arg, &rec, &o);
 }
 
+/* Add key=N to the attributes of the next loss record (interface 3 of
+ * issue 8: refused=, lost=, malformed_bytes=). */
+static void attr_u64(struct rt_consumer *c, const char *key, uint64_t v)
+{
+	char val[24];
+	size_t kl = strlen(key), vl = (size_t)snprintf(val, sizeof(val), "%llu",
+							 (unsigned long long)v);
+
+	if (c->attrs_len + 3 + kl + vl > sizeof(c->attrs))
+		return;
+	c->attrs[c->attrs_len++] = (uint8_t)kl;
+	memcpy(c->attrs + c->attrs_len, key, kl);
+	c->attrs_len += kl;
+	c->attrs[c->attrs_len++] = (uint8_t)vl;
+	c->attrs[c->attrs_len++] = 0;
+	memcpy(c->attrs + c->attrs_len, val, vl);
+	c->attrs_len += vl;
+}
+
 enum { GO_ON = 0, STOP = 1 };
 
-static int report_corrupt(struct rt_consumer *c, uint32_t i, struct cslot *cs, uint64_t bytes,
+/* Report what was skipped as malformed since the last report; with
+ * @broken, that the writer's chain of chunks cannot be followed further. */
+static int report_corrupt(struct rt_consumer *c, uint32_t i, struct cslot *cs, int broken,
 			  rt_consume_fn fn, void *arg)
 {
-	int n = snprintf(c->synth, sizeof(c->synth),
-			 "%llu bytes of malformed records skipped from pid %u tid %u (%s)",
-			 (unsigned long long)bytes, cs->pid, cs->tid, cs->service);
+	int n;
+
+	if (!cs->bad_bytes && !broken)
+		return GO_ON;
+	if (broken)
+		n = snprintf(c->synth, sizeof(c->synth),
+			     "%llu bytes of malformed records skipped from pid %u tid %u (%s), and "
+			     "its chain of ring chunks is damaged: nothing more is read from this "
+			     "writer",
+			     (unsigned long long)cs->bad_bytes, cs->pid, cs->tid, cs->service);
+	else
+		n = snprintf(c->synth, sizeof(c->synth),
+			     "%llu bytes of malformed records skipped from pid %u tid %u (%s) "
+			     "(%llu with a bad service name or header)",
+			     (unsigned long long)cs->bad_bytes, cs->pid, cs->tid, cs->service,
+			     (unsigned long long)cs->bad_recs);
+	attr_u64(c, "malformed_bytes", cs->bad_bytes);
 	if (synth(c, fn, arg, i, cs, c->synth, (size_t)n) < 0)
 		return STOP;
-	__atomic_fetch_add(&c->ring->hdr->corrupt_total, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&c->ring->hdr->corrupt_total, cs->bad_bytes, __ATOMIC_RELAXED);
+	cs->bad_bytes = cs->bad_recs = 0;
 	return GO_ON;
+}
+
+/*
+ * Copy the record at @src (at most @avail bytes, shared memory) into the
+ * private buffer and decode the copy, so that nothing checked can change
+ * before it is used. Records under a name no writer may use are malformed.
+ */
+static int take_record(struct rt_consumer *c, const char *src, uint32_t avail, struct rt_rec *rec,
+		       size_t *stride)
+{
+	uint32_t len = __atomic_load_n((const uint32_t *)(const void *)src, __ATOMIC_RELAXED);
+	size_t n;
+
+	if (len < RT__REC_HDR || len > avail)
+		return -EBADMSG;
+	n = RT__ALIGN8((size_t)len);
+	if (n > avail)
+		return -EBADMSG;
+	memcpy(c->rbuf, src, n);
+	if (rt_rec_decode(c->rbuf, n, RT__RF_KNOWN & ~RT__RF_LOSS, rec, stride) != 0 ||
+	    *stride != n)
+		return -EBADMSG;
+	if (!rt_service_name_ok(rec->service, rec->service_len))
+		return -EBADMSG;
+	return 0;
 }
 
 /* Follow the writer's chain from the read position, delivering records. */
@@ -394,14 +474,19 @@ static int drain(struct rt_consumer *c, uint32_t i, rt_consume_fn fn, void *arg,
 	struct rt_ring *r = c->ring;
 	struct rt__slot *s = &r->slots[i];
 	struct cslot *cs = &c->cs[i];
-	uint32_t csize = r->hdr->chunk_size, nchunks = r->hdr->nchunks;
-	unsigned flags_ok = RT__RF_KNOWN & ~RT__RF_LOSS;
+	uint32_t csize = r->chunk_size, nchunks = r->nchunks, hops = 0;
 
 	*at_end = 0;
 	for (;;) {
 		struct rt__chunk *ch;
 		uint64_t cm;
 		uint32_t end, nx;
+
+		/* Shared values never drive a loop unbounded: a chain can visit
+		 * every chunk once per poll, no more (a cycle made by a member
+		 * ends here, and the next poll goes on where this one stopped). */
+		if (hops++ > nchunks + 1)
+			return GO_ON;
 
 		if (cs->r_chunk == 0) {
 			uint32_t f = __atomic_load_n(&s->first, __ATOMIC_ACQUIRE);
@@ -428,12 +513,11 @@ static int drain(struct rt_consumer *c, uint32_t i, rt_consume_fn fn, void *arg,
 
 			if (*delivered >= max)
 				return STOP;
-			if (rt_rec_decode((char *)ch + cs->r_off, end - cs->r_off, flags_ok, &rec,
-					  &stride) != 0) {
+			if (take_record(c, (char *)ch + cs->r_off, end - cs->r_off, &rec, &stride)) {
 				/* Lengths cannot be trusted past this point:
 				 * skip what the writer committed in this chunk. */
-				if (report_corrupt(c, i, cs, end - cs->r_off, fn, arg) == STOP)
-					return STOP;
+				cs->bad_bytes += end - cs->r_off;
+				cs->bad_recs++;
 				cs->r_pos += end - cs->r_off;
 				cs->r_off = end;
 				cs->dirty = 1;
@@ -476,12 +560,10 @@ static int drain(struct rt_consumer *c, uint32_t i, rt_consume_fn fn, void *arg,
 		cs->dirty = 1;
 	}
 broken:
-	cs->broken = 1;
 	*at_end = 1;
-	if (report_corrupt(c, i, cs, 0, fn, arg) == STOP) {
-		cs->broken = 0;
+	if (report_corrupt(c, i, cs, 1, fn, arg) == STOP)
 		return STOP;
-	}
+	cs->broken = 1;
 	return GO_ON;
 }
 
@@ -513,19 +595,24 @@ static int drain_slot(struct rt_consumer *c, uint32_t i, rt_consume_fn fn, void 
 		return STOP;
 	if (cs->broken)
 		at_end = 1;
+	if (report_corrupt(c, i, cs, 0, fn, arg) == STOP)
+		return STOP;
 
 	drops = rt__slot_drops(s);
 	if (drops > cs->r_dropped) {
+		/* Calls the writer refused and told its caller so (who may
+		 * have retried them): refused, not lost. */
 		n = snprintf(c->synth, sizeof(c->synth),
-			     "%llu records dropped from pid %u tid %u (%s); totals: %llu ring full "
-			     "(%llu of them WARN or above), %llu too large, %llu invalid, %llu "
-			     "before the ring was reachable",
+			     "%llu calls refused from pid %u tid %u (%s), each told to its caller; "
+			     "totals: %llu ring full (%llu of them WARN or above), %llu too large, "
+			     "%llu invalid, %llu before the ring was reachable",
 			     (unsigned long long)(drops - cs->r_dropped), cs->pid, cs->tid, cs->service,
 			     (unsigned long long)__atomic_load_n(&s->drop_full, __ATOMIC_RELAXED),
 			     (unsigned long long)__atomic_load_n(&s->drop_full_warn, __ATOMIC_RELAXED),
 			     (unsigned long long)__atomic_load_n(&s->drop_large, __ATOMIC_RELAXED),
 			     (unsigned long long)__atomic_load_n(&s->drop_inval, __ATOMIC_RELAXED),
 			     (unsigned long long)__atomic_load_n(&s->drop_noring, __ATOMIC_RELAXED));
+		attr_u64(c, "refused", drops - cs->r_dropped);
 		if (synth(c, fn, arg, i, cs, c->synth, (size_t)n) < 0)
 			return STOP;
 		cs->r_dropped = drops;
@@ -542,6 +629,7 @@ static int drain_slot(struct rt_consumer *c, uint32_t i, rt_consume_fn fn, void 
 					     "1 record lost from pid %u tid %u (%s): the writer died "
 					     "in the middle of writing it",
 					     cs->pid, cs->tid, cs->service);
+				attr_u64(c, "lost", 1);
 				if (synth(c, fn, arg, i, cs, c->synth, (size_t)n) < 0)
 					return STOP;
 				cs->r_flags |= RT_CURSOR_LOST;
@@ -562,7 +650,23 @@ int rt_consumer_poll(struct rt_consumer *c, rt_consume_fn fn, void *arg, size_t 
 	uint32_t k, hwm;
 	size_t delivered = 0;
 
+	if (rt_ring_lost(r))
+		return 0;
 	clock_sample(c);
+	if (mono - c->last_check >= LIVENESS_NS) {
+		int chk = rt__ring_check(r);
+		c->last_check = mono;
+		if (chk < 0)
+			return 0;
+		if (chk > 0 && max > 0) {
+			int n = snprintf(c->synth, sizeof(c->synth),
+					 "the ring header's fixed fields (geometry, identity) were "
+					 "changed by a member of the ring's group: put back as they "
+					 "were made; ringtaild never used the changed values");
+			if (synth(c, fn, arg, RT_CURSOR_GLOBAL, NULL, c->synth, (size_t)n) < 0)
+				return 0;
+		}
+	}
 	__atomic_store_n(&h->consumer_heartbeat_ns, c->rt_now, __ATOMIC_RELAXED);
 	if (mono - c->last_liveness >= LIVENESS_NS) {
 		c->last_liveness = mono;
@@ -576,11 +680,12 @@ int rt_consumer_poll(struct rt_consumer *c, rt_consume_fn fn, void *arg, size_t 
 	noslot = __atomic_load_n(&h->dropped_noslot, __ATOMIC_RELAXED);
 	if (noslot > c->noslot_r && max > 0) {
 		int n = snprintf(c->synth, sizeof(c->synth),
-				 "%llu records dropped: every writer slot of the ring was taken "
-				 "(last from pid %llu)",
+				 "%llu calls refused (-EUSERS, told to their callers): every writer "
+				 "slot of the ring was taken (last from pid %llu)",
 				 (unsigned long long)(noslot - c->noslot_r),
 				 (unsigned long long)__atomic_load_n(&h->last_noslot_pid,
 								     __ATOMIC_RELAXED));
+		attr_u64(c, "refused", noslot - c->noslot_r);
 		if (synth(c, fn, arg, RT_CURSOR_GLOBAL, NULL, c->synth, (size_t)n) < 0)
 			return 0;
 		c->noslot_r = noslot;
@@ -765,10 +870,10 @@ static int seek_pos(struct rt_consumer *c, uint32_t i, uint64_t pos)
 
 	if (idx == 0)
 		idx = __atomic_load_n(&s->first, __ATOMIC_ACQUIRE);
-	while (idx && idx <= r->hdr->nchunks && steps++ < r->hdr->nchunks) {
+	while (idx && idx <= r->nchunks && steps++ < r->nchunks) {
 		struct rt__chunk *ch = rt__chunk_at(r, idx - 1);
 		uint32_t end = RT__COMMIT_END(__atomic_load_n(&ch->committed, __ATOMIC_ACQUIRE));
-		if (end < RT__CHUNK_HDR || end > r->hdr->chunk_size)
+		if (end < RT__CHUNK_HDR || end > r->chunk_size)
 			return -EINVAL;
 		if (pos >= ch->base && pos <= ch->base + (end - RT__CHUNK_HDR)) {
 			cs->r_chunk = idx;
@@ -850,7 +955,7 @@ static void sweep_orphans(struct rt_consumer *c)
 	struct rt_ring *r = c->ring;
 	uint32_t k;
 
-	for (k = 0; k < r->hdr->nchunks; k++) {
+	for (k = 0; k < r->nchunks; k++) {
 		uint32_t o = __atomic_load_n(&r->owners[k], __ATOMIC_ACQUIRE);
 		struct cslot *cs;
 		uint64_t base, durable;
@@ -888,14 +993,20 @@ int rt_consumer_open(const char *path, struct rt_consumer **out)
 		return -ENOMEM;
 	}
 	c->ring = r;
-	c->nslots = r->hdr->nslots;
+	c->nslots = r->nslots;
 	c->cs = calloc(c->nslots, sizeof(*c->cs));
-	if (!c->cs) {
+	c->rbuf = malloc(r->chunk_size);
+	if (!c->cs || !c->rbuf) {
 		rt_consumer_close(c);
 		return -ENOMEM;
 	}
-	c->tsc = (r->hdr->flags_incompat & RT__RING_F_TSC) != 0;
-	c->tsc_hz = r->hdr->tsc_hz;
+	{
+		const struct rt__ring_hdr *h0 = (const struct rt__ring_hdr *)(const void *)r->hdr0;
+		c->tsc = (h0->flags_incompat & RT__RING_F_TSC) != 0;
+		c->tsc_hz = h0->tsc_hz;
+		c->tsc_ref = h0->tsc_ref;
+		c->mono_ref = h0->mono_ref;
+	}
 	c->noslot_r = c->noslot_marked = r->hdr->noslot_reported;
 	/* Pick up where the last consumer's durable positions left off, and
 	 * finish what it may have left half done. */
@@ -935,7 +1046,13 @@ void rt_consumer_close(struct rt_consumer *c)
 		free(c->marks[k].pub);
 	}
 	free(c->cs);
+	free(c->rbuf);
 	free(c);
+}
+
+int rt_consumer_lost(struct rt_consumer *c)
+{
+	return rt_ring_lost(c->ring);
 }
 
 struct rt_ring *rt_consumer_ring(struct rt_consumer *c)
@@ -945,5 +1062,5 @@ struct rt_ring *rt_consumer_ring(struct rt_consumer *c)
 
 uint64_t rt_consumer_ring_id(struct rt_consumer *c)
 {
-	return c->ring->hdr->ring_id;
+	return ((const struct rt__ring_hdr *)(const void *)c->ring->hdr0)->ring_id;
 }

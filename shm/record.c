@@ -10,6 +10,16 @@ int rt_service_valid(const char *s, size_t n)
 	return rt__service_ok(s, n);
 }
 
+int rt_service_name_ok(const char *s, size_t n)
+{
+	return rt__service_name_ok(s, n);
+}
+
+int rt_service_reserved(const char *s, size_t n)
+{
+	return rt__service_reserved(s, n);
+}
+
 int rt_attr_next(const uint8_t *attrs, size_t len, size_t *pos, struct rt_attr_view *out)
 {
 	size_t p = *pos, kl, vl;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,6 +210,7 @@ fail:
 
 int rt_ring_open(const char *path, int mode, struct rt_ring **out)
 {
+	struct rt__ring_hdr *h;
 	struct rt_ring *r;
 	uint64_t size;
 	void *m;
@@ -217,44 +219,98 @@ int rt_ring_open(const char *path, int mode, struct rt_ring **out)
 	fd = rt__open_checked_v1(path, mode == RT_RING_RDWR ? O_RDWR : O_RDONLY, &size);
 	if (fd < 0)
 		return fd;
-	if (size < RT__HDR_SIZE) {
+	if (size < RT__HDR_SIZE || size > SIZE_MAX) {
 		close(fd);
 		return -EBADMSG;
+	}
+	r = calloc(1, sizeof(*r));
+	h = malloc(sizeof(*h));
+	if (!r || !h) {
+		free(r);
+		free(h);
+		close(fd);
+		return -ENOMEM;
 	}
 	m = mmap(NULL, size, mode == RT_RING_RDWR ? PROT_READ | PROT_WRITE : PROT_READ,
 		 MAP_SHARED, fd, 0);
 	if (m == MAP_FAILED) {
 		err = -errno;
-		close(fd);
-		return err;
+		goto fail;
 	}
-	err = rt__validate_v1(m, size);
+	/* Any member can cut the file short: a fault past its end puts zero
+	 * pages in place and sets r->lost, it never kills (ringtail.h). */
+	(void)rt__guard_add_v1(m, size, &r->lost);
+	/* Validate one private copy and take the geometry from it. */
+	memcpy(h, m, sizeof(*h));
+	err = rt__validate_v1(h, size);
+	if (!err && __atomic_load_n(&r->lost, __ATOMIC_ACQUIRE))
+		err = -EBADMSG;
 	if (err) {
+		rt__guard_del_v1(m);
 		munmap(m, size);
-		close(fd);
-		return err;
-	}
-	r = calloc(1, sizeof(*r));
-	if (!r) {
-		munmap(m, size);
-		close(fd);
-		return -ENOMEM;
+		goto fail;
 	}
 	r->fd = fd;
 	r->base = m;
 	r->size = size;
 	r->hdr = m;
-	r->slots = (struct rt__slot *)(r->base + r->hdr->slots_off);
-	r->owners = (uint32_t *)(r->base + r->hdr->owners_off);
-	r->chunks = r->base + r->hdr->chunks_off;
+	r->chunk_size = h->chunk_size;
+	r->nchunks = h->nchunks;
+	r->nslots = h->nslots;
+	r->slots = (struct rt__slot *)(r->base + h->slots_off);
+	r->owners = (uint32_t *)(r->base + h->owners_off);
+	r->chunks = r->base + h->chunks_off;
+	memcpy(r->hdr0, h, RT__HDR_IMMUTABLE);
+	free(h);
 	*out = r;
 	return 0;
+fail:
+	free(h);
+	free(r);
+	close(fd);
+	return err;
+}
+
+int rt__ring_check(struct rt_ring *r)
+{
+	struct stat st;
+	int ret = 0;
+
+	if (__atomic_load_n(&r->lost, __ATOMIC_ACQUIRE))
+		return -EFAULT;
+	if (fstat(r->fd, &st) == 0 && (uint64_t)st.st_size < r->size) {
+		/* Cut short, and not yet touched there: the same loss. */
+		__atomic_store_n(&r->lost, 1u, __ATOMIC_RELEASE);
+		return -EFAULT;
+	}
+	if (memcmp(r->hdr, r->hdr0, RT__HDR_IMMUTABLE) != 0) {
+		/* Put it back, so that writers that attach from now on see
+		 * the ring as it is. */
+		memcpy(r->hdr, r->hdr0, RT__HDR_IMMUTABLE);
+		ret = 1;
+	}
+	/* Only rt_ring_remove() and rt_ring_replace() end a ring, and both
+	 * unlink it: a ring still linked that says otherwise was written on. */
+	if (__atomic_load_n(&r->hdr->state, __ATOMIC_RELAXED) != RT__RING_LIVE &&
+	    fstat(r->fd, &st) == 0 && st.st_nlink > 0) {
+		__atomic_store_n(&r->hdr->state, RT__RING_LIVE, __ATOMIC_RELEASE);
+		ret = 1;
+	}
+	if (__atomic_load_n(&r->lost, __ATOMIC_ACQUIRE))
+		return -EFAULT;
+	return ret;
+}
+
+int rt_ring_lost(struct rt_ring *r)
+{
+	return __atomic_load_n(&r->lost, __ATOMIC_ACQUIRE) != 0;
 }
 
 void rt_ring_close(struct rt_ring *r)
 {
 	if (!r)
 		return;
+	rt__guard_del_v1(r->base);
 	munmap(r->base, r->size);
 	close(r->fd);
 	free(r);
@@ -272,11 +328,16 @@ int rt_ring_remove(const char *path)
 
 	if (err)
 		return err;
+	/* Unlinked first: a consumer puts back the state of a ring that is
+	 * still linked (rt__ring_check()). */
+	if (unlink(path) < 0) {
+		err = -errno;
+		rt_ring_close(r);
+		return err;
+	}
 	/* Writers see this on their next chunk claim and re-attach. */
 	__atomic_store_n(&r->hdr->state, RT__RING_DEAD, __ATOMIC_RELEASE);
 	rt_ring_close(r);
-	if (unlink(path) < 0)
-		return -errno;
 	return 0;
 }
 
@@ -308,11 +369,11 @@ static void slot_queued(struct rt_ring *r, struct rt__slot *s, uint64_t *bytes, 
 		idx = __atomic_load_n(&s->first, __ATOMIC_ACQUIRE);
 		off = RT__CHUNK_HDR;
 	}
-	while (idx && idx <= r->hdr->nchunks && steps++ <= r->hdr->nchunks) {
+	while (idx && idx <= r->nchunks && steps++ <= r->nchunks) {
 		struct rt__chunk *c = rt__chunk_at(r, idx - 1);
 		uint64_t cm = __atomic_load_n(&c->committed, __ATOMIC_ACQUIRE);
 		uint32_t end = RT__COMMIT_END(cm);
-		if (end > off && end <= r->hdr->chunk_size)
+		if (end > off && end <= r->chunk_size)
 			b += end - off;
 		n += RT__COMMIT_COUNT(cm);
 		last_count = RT__COMMIT_COUNT(cm);
@@ -365,20 +426,22 @@ int rt_ring_stat(struct rt_ring *r, struct rt_ring_stat *st)
 	struct rt__ring_hdr *h = r->hdr;
 	uint32_t i, hwm;
 
+	const struct rt__ring_hdr *h0 = (const struct rt__ring_hdr *)(const void *)r->hdr0;
+
 	memset(st, 0, sizeof(*st));
-	st->size = h->size;
-	st->chunk_size = h->chunk_size;
-	st->nchunks = h->nchunks;
-	st->nslots = h->nslots;
-	st->tsc = (h->flags_incompat & RT__RING_F_TSC) ? 1 : 0;
-	st->ring_id = h->ring_id;
-	st->created_ns = h->created_ns;
-	for (i = 0; i < h->nchunks; i++)
+	st->size = r->size;
+	st->chunk_size = r->chunk_size;
+	st->nchunks = r->nchunks;
+	st->nslots = r->nslots;
+	st->tsc = (h0->flags_incompat & RT__RING_F_TSC) ? 1 : 0;
+	st->ring_id = h0->ring_id;
+	st->created_ns = h0->created_ns;
+	for (i = 0; i < r->nchunks; i++)
 		if (__atomic_load_n(&r->owners[i], __ATOMIC_RELAXED) == 0)
 			st->free_chunks++;
 	hwm = __atomic_load_n(&h->slot_hwm, __ATOMIC_ACQUIRE);
-	if (hwm > h->nslots)
-		hwm = h->nslots;
+	if (hwm > r->nslots)
+		hwm = r->nslots;
 	st->written = __atomic_load_n(&h->written_retired, __ATOMIC_RELAXED);
 	st->dropped = __atomic_load_n(&h->dropped_retired, __ATOMIC_RELAXED);
 	for (i = 0; i < hwm; i++) {
@@ -418,8 +481,8 @@ int rt_ring_writers(struct rt_ring *r, int (*fn)(const struct rt_writer_stat *w,
 	struct rt_writer_stat w;
 	int ret;
 
-	if (hwm > r->hdr->nslots)
-		hwm = r->hdr->nslots;
+	if (hwm > r->nslots)
+		hwm = r->nslots;
 	for (i = 0; i < hwm; i++) {
 		if (__atomic_load_n(&r->slots[i].owner, __ATOMIC_ACQUIRE) == 0)
 			continue;
@@ -429,4 +492,38 @@ int rt_ring_writers(struct rt_ring *r, int (*fn)(const struct rt_writer_stat *w,
 			return ret;
 	}
 	return 0;
+}
+
+int rt_ring_replace(const char *path, const struct rt_ring_params *p)
+{
+	struct stat st;
+	uint32_t dead = RT__RING_DEAD;
+	int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK), err;
+
+	if (fd < 0)
+		return errno == ENOENT ? rt_ring_create(path, p) : -errno;
+	if (fstat(fd, &st) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return -ENODEV;
+	}
+	/* A consumer that holds it decides, not us. */
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		close(fd);
+		return err;
+	}
+	/* Writers that still map it look at the state at their next chunk
+	 * claim and move to the new ring. */
+	err = unlink(path) < 0 ? -errno : 0;
+	if (!err && st.st_size >= (off_t)RT__HDR_SIZE)
+		(void)!pwrite(fd, &dead, sizeof(dead), offsetof(struct rt__ring_hdr, state));
+	close(fd);
+	if (err)
+		return err;
+	return rt_ring_create(path, p);
 }

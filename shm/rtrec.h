@@ -87,6 +87,20 @@ int rt_attrs_check(const uint8_t *attrs, size_t len);
  */
 int rt_service_valid(const char *s, size_t n);
 
+/*
+ * rt_service_name_ok - 1 if a writer may give @s (length @n) as its
+ * service: 1..64 bytes of strict UTF-8 (no overlong forms, no surrogates,
+ * nothing past U+10FFFF), no C0 control, no DEL, no '/', not "." or "..",
+ * and not reserved. The writer refuses other names with -EINVAL; the
+ * spooler counts a ring record under one as malformed; the central refuses
+ * a batch holding one.
+ */
+int rt_service_name_ok(const char *s, size_t n);
+
+/* rt_service_reserved - 1 for "ringtail" (loss records) and "ringtaild"
+ * (the daemon's own messages): only ringtaild makes records under them. */
+int rt_service_reserved(const char *s, size_t n);
+
 /* ------------------------------------------------------------------------
  * A record as a line of text (docs/fs.md). The version changes whenever the
  * line changes; stored sizes carry it.

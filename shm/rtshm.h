@@ -68,6 +68,20 @@ int rt_ring_open(const char *path, int mode, struct rt_ring **out);
 /* rt_ring_close - unmap and free; accepts NULL. */
 void rt_ring_close(struct rt_ring *r);
 
+/* rt_ring_lost - 1 once the ring file was found cut short under our
+ * mapping (the mapping then reads as zeros; reopen the path). */
+int rt_ring_lost(struct rt_ring *r);
+
+/*
+ * rt_ring_replace - replace an unusable ring at @path (bad magic, version or
+ * geometry, cut short) by a new one made with @p. Refused while a consumer
+ * holds it (-EBUSY), and for anything but a regular file (-ENODEV) or a
+ * symbolic link (-ELOOP). Writers still mapping the old file are told to
+ * move (its state is set to dead when it still has a header).
+ * @return 0, or a negative errno.
+ */
+int rt_ring_replace(const char *path, const struct rt_ring_params *p);
+
 /* rt_ring_header - the mapped header (for the spooler's published fields). */
 struct rt__ring_hdr *rt_ring_header(struct rt_ring *r);
 
@@ -186,6 +200,13 @@ int rt_consumer_open(const char *path, struct rt_consumer **out);
 /* rt_consumer_close - stop consuming (records not released will be
  * delivered again to the next consumer); accepts NULL. */
 void rt_consumer_close(struct rt_consumer *c);
+
+/*
+ * rt_consumer_lost - 1 when the ring can no longer be consumed: its file was
+ * cut short under us (a group member's ftruncate). What was delivered stays
+ * valid (it was copied); close the consumer and open the path again.
+ */
+int rt_consumer_lost(struct rt_consumer *c);
 
 /* rt_consumer_ring - the ring being consumed. */
 struct rt_ring *rt_consumer_ring(struct rt_consumer *c);

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <liburing.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,8 @@ struct commit {
 	int err;
 };
 
+#define OWN_MAX 32
+
 struct rt_spoold {
 	struct rt_spoold_config cfg;
 	struct rt_consumer *cons;
@@ -82,6 +85,19 @@ struct rt_spoold {
 	uint64_t idle_wait;       /* ns */
 	uint64_t next_retention;
 	struct rt_spoold_stats stats;
+	/* Why the ring at the path was replaced at start ("" if it was not):
+	 * becomes a loss record in the spool. */
+	char replaced[256];
+	/* ringtaild's own messages, on their way into the spool as service
+	 * "ringtaild" (no writer may use that name; the ring would refuse it). */
+	pthread_mutex_t own_lock;
+	struct own_msg {
+		uint64_t time_ns;
+		int sev;
+		char text[500];
+	} own[OWN_MAX];
+	unsigned own_n;
+	uint64_t own_dropped;     /* messages that found the queue full */
 };
 
 static uint64_t mono_ns(void)
@@ -106,12 +122,67 @@ static void say(struct rt_spoold *d, int sev, const char *fmt, ...)
 	char buf[512];
 	va_list ap;
 
-	if (!d->cfg.log)
-		return;
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	d->cfg.log(d->cfg.log_arg, sev, buf);
+	rt_spoold_own(d, sev, buf);
+	if (d->cfg.log)
+		d->cfg.log(d->cfg.log_arg, sev, buf);
+}
+
+/* The log callback handed to the spool's functions: the same two ways. */
+static void eng_log(void *arg, int sev, const char *msg)
+{
+	say(arg, sev, "%s", msg);
+}
+
+void rt_spoold_own(struct rt_spoold *d, int sev, const char *msg)
+{
+	struct own_msg *m;
+	struct timespec ts;
+
+	if (!d)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	pthread_mutex_lock(&d->own_lock);
+	if (d->own_n == OWN_MAX) {
+		d->own_dropped++;
+	} else {
+		m = &d->own[d->own_n++];
+		m->time_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+		m->sev = sev < RT_SEVERITY_MIN || sev > RT_SEVERITY_MAX ? RT_INFO : sev;
+		snprintf(m->text, sizeof(m->text), "%s", msg);
+	}
+	pthread_mutex_unlock(&d->own_lock);
+}
+
+/* Put our own messages into the block being filled, as records of service
+ * "ringtaild" (and how many did not fit the queue, as a loss record). */
+static void own_flush(struct rt_spoold *d)
+{
+	unsigned k = 0;
+
+	if (!d->bb || d->bb_full)
+		return;
+	pthread_mutex_lock(&d->own_lock);
+	for (; k < d->own_n; k++) {
+		struct rt_rec r;
+		memset(&r, 0, sizeof(r));
+		r.time_ns = d->own[k].time_ns;
+		r.pid = (uint32_t)getpid();
+		r.severity = (uint8_t)d->own[k].sev;
+		r.service = "ringtaild";
+		r.service_len = 9;
+		r.msg = d->own[k].text;
+		r.msg_len = strlen(d->own[k].text);
+		if (rt_bb_add(d->bb, &r) != 0)
+			break;
+		if (rt_bb_count(d->bb) == 1)
+			d->block_start = mono_ns();
+	}
+	memmove(d->own, d->own + k, (d->own_n - k) * sizeof(d->own[0]));
+	d->own_n -= k;
+	pthread_mutex_unlock(&d->own_lock);
 }
 
 void rt_spoold_defaults(struct rt_spoold_config *c)
@@ -199,7 +270,7 @@ static void retention(struct rt_spoold *d)
 	lim.age_ns = d->cfg.retain_age_ns;
 	lim.hard_bytes = d->cfg.retain_hard_bytes ? d->cfg.retain_hard_bytes : UINT64_MAX;
 	lim.acked_seq = __atomic_load_n(&d->acked_seq, __ATOMIC_ACQUIRE);
-	n = rt_spool_retain(d->sp, d->w.first, &lim, d->cfg.log, d->cfg.log_arg);
+	n = rt_spool_retain(d->sp, d->w.first, &lim, eng_log, d);
 	if (n > 0)
 		d->stats.segments_removed += (uint64_t)n;
 }
@@ -424,6 +495,12 @@ int rt_spoold_step(struct rt_spoold *d, int wait_ms)
 
 	progress += reap(d);
 	now = mono_ns();
+	/* The ring file was cut short under us: what was taken is copied and
+	 * gets written; the caller restarts on the path (rt_spoold_finish(),
+	 * rt_spoold_free(), rt_spoold_start()), which replaces the ring. */
+	if (rt_consumer_lost(d->cons))
+		return -ESTALE;
+	own_flush(d);
 
 	/* A segment that failed to be started or closed. */
 	if (d->w.fd < 0 && d->qn == 0 && now >= d->retry_at) {
@@ -499,6 +576,7 @@ int rt_spoold_finish(struct rt_spoold *d)
 	while (mono_ns() < deadline) {
 		int got = 0;
 		reap(d);
+		own_flush(d);
 		if (d->qn == 0 && segment_due(d) &&
 		    mono_ns() >= d->retry_at)
 			rotate(d, rt_bb_next_seq(d->bb) - rt_bb_count(d->bb));
@@ -540,6 +618,27 @@ static int open_ring(struct rt_spoold *d)
 	struct rt_ring_params p;
 	int err = rt_consumer_open(d->cfg.ring_path, &d->cons);
 
+	if (err == -EPROTO || err == -EBADMSG || err == -EPROTONOSUPPORT) {
+		/* A member of the ring's group can write anything into the
+		 * file, or cut it short: a ring beyond use is replaced, and the
+		 * spool says so. Anything but a regular file is left alone. */
+		int why = err;
+		rt_ring_params_default(&p);
+		p.size = d->cfg.ring_size;
+		p.gid = d->cfg.ring_gid;
+		err = rt_ring_replace(d->cfg.ring_path, &p);
+		if (err) {
+			say(d, RT_ERROR, "the ring %s is unusable (%s) and cannot be replaced: %s",
+			    d->cfg.ring_path, rt_strerror(why), rt_strerror(err));
+			return err;
+		}
+		snprintf(d->replaced, sizeof(d->replaced),
+			 "the ring %s was unusable (%s): replaced by a new ring; records still "
+			 "in the old one are lost, how many is unknown",
+			 d->cfg.ring_path, rt_strerror(why));
+		say(d, RT_WARN, "%s", d->replaced);
+		err = rt_consumer_open(d->cfg.ring_path, &d->cons);
+	}
 	if (err == -ENOENT) {
 		rt_ring_params_default(&p);
 		p.size = d->cfg.ring_size;
@@ -576,6 +675,7 @@ int rt_spoold_start(const struct rt_spoold_config *c, struct rt_spoold **out)
 	if (!d)
 		return -ENOMEM;
 	d->cfg = *c;
+	pthread_mutex_init(&d->own_lock, NULL);
 	d->w.fd = -1;
 	d->acked_seq = UINT64_MAX;
 	/* Blocks are also kept to a quarter of a segment (before compression),
@@ -609,7 +709,7 @@ int rt_spoold_start(const struct rt_spoold_config *c, struct rt_spoold **out)
 		goto fail;
 	}
 
-	err = rt_spool_recover(d->sp, d->ring_id, d->nslots, c->log, c->log_arg, &rec);
+	err = rt_spool_recover(d->sp, d->ring_id, d->nslots, eng_log, d, &rec);
 	if (err) {
 		say(d, RT_ERROR, "cannot recover the spool %s: %s", c->spool_dir, rt_spool_why(err));
 		goto fail;
@@ -642,6 +742,20 @@ int rt_spoold_start(const struct rt_spoold_config *c, struct rt_spoold **out)
 		goto fail;
 	}
 	rt_bb_reset(d->bb, rec.next_seq);
+	if (d->replaced[0]) {
+		struct rt_rec lr;
+		memset(&lr, 0, sizeof(lr));
+		lr.time_ns = wall_ns();
+		lr.pid = (uint32_t)getpid();
+		lr.severity = RT_WARN;
+		lr.flags = RT_REC_LOSS;
+		lr.service = "ringtail";
+		lr.service_len = 8;
+		lr.msg = d->replaced;
+		lr.msg_len = strlen(d->replaced);
+		if (rt_bb_add(d->bb, &lr) == 0)
+			d->block_start = mono_ns();
+	}
 	/* Where tools find what this spooler publishes (SPOOL/forward...). */
 	{
 		char *abs = realpath(c->spool_dir, NULL);

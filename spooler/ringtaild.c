@@ -2,9 +2,11 @@
 /*
  * ringtaild.c - the spooler daemon: runs in the foreground with no
  * configuration; drains the ring into the spool until SIGTERM or SIGINT,
- * then drains what the ring holds and exits. Its own messages go into the
- * ring as service "ringtaild" (and to stderr when they are warnings or the
- * ring cannot take them).
+ * then drains what the ring holds and exits. SIGHUP is logged and changes
+ * nothing. Its own messages go straight into the spool as service
+ * "ringtaild" (a name no writer may use), and to stderr (all of them, or
+ * with -q warnings and errors only); the central server (--listen) has no
+ * spool of its own and uses stderr.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,8 +24,10 @@
 #include "rtspool.h"
 #include "rtwire.h"
 
-static volatile sig_atomic_t stop;
+static volatile sig_atomic_t stop, hup;
 static int quiet;
+/* The running spooler, for messages of other threads (the forwarder). */
+static struct rt_spoold *volatile cur;
 
 static void on_signal(int sig)
 {
@@ -31,24 +35,26 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
-/* Our messages: into the ring as "ringtaild", and to stderr. When the ring
- * cannot take them, stderr says so once, not at every message. */
+static void on_hup(int sig)
+{
+	(void)sig;
+	hup = 1;
+}
+
+/* The engine stores its own messages in the spool itself (rt_spoold_own):
+ * this only shows them on stderr. */
 static void log_cb(void *arg, int sev, const char *msg)
 {
-	static int last_err;
-	struct rt_opts o;
-	int err;
-
 	(void)arg;
-	memset(&o, 0, sizeof(o));
-	o.service = "ringtaild";
-	err = rt_writex(sev, &o, msg, strlen(msg));
-	if (err && err != last_err)
-		fprintf(stderr, "ringtaild: (its messages are not going into the log: %s)\n",
-			rt_strerror(err));
-	last_err = err;
-	if (err || sev >= RT_WARN || !quiet)
+	if (sev >= RT_WARN || !quiet)
 		fprintf(stderr, "ringtaild: %s\n", msg);
+}
+
+/* The forwarder's messages: into the spool too. */
+static void fw_log_cb(void *arg, int sev, const char *msg)
+{
+	rt_spoold_own(cur, sev, msg);
+	log_cb(arg, sev, msg);
 }
 
 static const char *default_spool(char *buf, size_t n)
@@ -69,7 +75,11 @@ static const char *default_spool(char *buf, size_t n)
 static const char usage[] =
 	"usage: ringtaild [OPTIONS]\n"
 	"Drains the shared-memory ring into a spool of sequenced LZ4 segment files.\n"
-	"Runs in the foreground; SIGTERM or SIGINT drain the ring and exit.\n"
+	"Runs in the foreground; SIGTERM or SIGINT drain the ring and exit; SIGHUP\n"
+	"is logged and otherwise ignored (there is no configuration to reload).\n"
+	"A ring that is unusable at start (bad header, cut short) is replaced by a\n"
+	"new one, with a record saying so; one cut short while running is the same,\n"
+	"after what was taken from it is written.\n"
 	"\n"
 	"  --ring PATH            the ring (default $RINGTAIL_RING or /dev/shm/ringtail);\n"
 	"                         made if missing\n"
@@ -278,17 +288,14 @@ int main(int argc, char **argv)
 				"--handshake-timeout and --min-rate are for --listen\n");
 		return 2;
 	}
-	/* Our own records go into the ring we drain (the central server has
-	 * no ring of its own: its records go into this host's ring if there
-	 * is one, and to stderr). */
-	setenv(RT_RING_ENV, cfg.ring_path, 1);
-	rt_set_service("ringtaild");
 	cfg.log = log_cb;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_hup;
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (listen_addr) {
@@ -314,6 +321,7 @@ int main(int argc, char **argv)
 		cc.log = log_cb;
 		if (rt_central_start(&cc, &central))
 			return 1;
+		/* SIGHUP sets hup, which nothing here needs: it is ignored. */
 		rt_central_run(central, &stop);
 		rt_central_free(central);
 		if (!quiet)
@@ -324,15 +332,17 @@ int main(int argc, char **argv)
 		cfg.retain_hard_bytes = cfg.retain_bytes > UINT64_MAX / 2 ? UINT64_MAX
 									 : cfg.retain_bytes * 2;
 
+start:
 	err = rt_spoold_start(&cfg, &d);
 	if (err)
 		return 1;
+	cur = d;
 	if (upstream) {
 		struct rt_forward_config fc;
 		memset(&fc, 0, sizeof(fc));
 		fc.upstream = upstream;
 		fc.key_file = key_file;
-		fc.log = log_cb;
+		fc.log = fw_log_cb;
 		err = rt_forward_start(&fc, rt_spoold_spool(d), rt_spoold_acked(d), &fw);
 		if (err) {
 			/* rt_forward_start() said why. */
@@ -345,7 +355,30 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	while (!stop) {
+		if (hup) {
+			hup = 0;
+			rt_spoold_own(d, RT_INFO, "SIGHUP: ignored (nothing to reload); SIGTERM or "
+						  "SIGINT stop ringtaild");
+			log_cb(NULL, RT_INFO, "SIGHUP: ignored (nothing to reload)");
+		}
 		err = rt_spoold_step(d, 5);
+		if (err == -ESTALE) {
+			rt_spoold_own(d, RT_ERROR,
+				      "the ring file was cut short under ringtaild (by a member of "
+				      "its group?): writing what was taken from it, then starting "
+				      "again on a new ring");
+			log_cb(NULL, RT_ERROR, "the ring file was cut short: starting again");
+			err = rt_spoold_finish(d);
+			rt_forward_stop(fw);
+			fw = NULL;
+			cur = NULL;
+			rt_spoold_free(d);
+			if (err)
+				fprintf(stderr, "ringtaild: records taken from the cut ring could not "
+						"all be written: %s\n",
+					strerror(-err));
+			goto start;
+		}
 		if (err < 0) {
 			log_cb(NULL, RT_FATAL, "fatal error in the spooler; stopping");
 			break;
@@ -353,6 +386,7 @@ int main(int argc, char **argv)
 	}
 	err = rt_spoold_finish(d);
 	rt_forward_stop(fw);
+	cur = NULL;
 	rt_spoold_get_stats(d, &st);
 	if (err) {
 		fprintf(stderr, "ringtaild: stopping with records still in the ring: %s\n",

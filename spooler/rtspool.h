@@ -396,9 +396,18 @@ int rt_spoold_start(const struct rt_spoold_config *c, struct rt_spoold **out);
 /*
  * rt_spoold_step - drain, write, sync, publish; waits at most @wait_ms when
  * there is nothing to do. @return records made durable in this step (>= 0),
- * or a negative errno for a fatal error.
+ * -ESTALE when the ring file was cut short under us (finish, free and start
+ * again: the start replaces the ring), or a negative errno for a fatal
+ * error.
  */
 int rt_spoold_step(struct rt_spoold *d, int wait_ms);
+
+/*
+ * rt_spoold_own - a message of ringtaild itself, to be stored as a record
+ * of service "ringtaild" (thread-safe; at most 32 wait, the rest are
+ * counted). The engine's own messages go there too, besides cfg.log.
+ */
+void rt_spoold_own(struct rt_spoold *d, int sev, const char *msg);
 
 /*
  * rt_spoold_finish - drain what the ring holds now, make it durable, and stop

@@ -203,7 +203,7 @@ static void case_bad_arguments(void)
 	CHECK_EQ(rs.n, 1);
 	CHECK(rs.v[0].flags & RT_REC_LOSS, "loss flag");
 	char head[64];
-	snprintf(head, sizeof(head), "%llu records dropped from pid %d", (unsigned long long)want,
+	snprintf(head, sizeof(head), "%llu calls refused from pid %d", (unsigned long long)want,
 		 (int)getpid());
 	CHECK(!strncmp(rs.v[0].msg, head, strlen(head)), "loss record '%s'", rs.v[0].msg);
 	CHECK(strstr(rs.v[0].msg, "2 too large, 8 invalid"), "reasons in '%s'", rs.v[0].msg);
@@ -253,7 +253,7 @@ static void case_ring_appears(void)
 	CHECK_EQ(rs.n, 2);
 	CHECK(!strcmp(rs.v[0].msg, "late") || !strcmp(rs.v[1].msg, "late"), "late record");
 	char want[96];
-	snprintf(want, sizeof(want), "%d records dropped from pid %d", failed, (int)getpid());
+	snprintf(want, sizeof(want), "%d calls refused from pid %d", failed, (int)getpid());
 	CHECK(!strncmp(rs.v[0].msg, want, strlen(want)) || !strncmp(rs.v[1].msg, want, strlen(want)),
 	      "no-ring drops reported: '%s' / '%s'", rs.v[0].msg, rs.v[1].msg);
 	t_recs_free(&rs);

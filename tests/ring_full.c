@@ -217,7 +217,7 @@ int main(int argc, char **argv)
 			unsigned long long k;
 			unsigned p;
 			if ((rs.v[i].flags & RT_REC_LOSS) &&
-			    sscanf(rs.v[i].msg, "%llu records dropped from pid %u", &k, &p) == 2)
+			    sscanf(rs.v[i].msg, "%llu calls refused from pid %u", &k, &p) == 2)
 				logged += k;
 		}
 		CHECK(logged == (unsigned long long)n, "log says %llu dropped, stat said %lld",

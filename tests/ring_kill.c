@@ -78,7 +78,7 @@ static int on_record(void *arg, const struct rt_rec *rec, const struct rt_origin
 	if (rec->flags & RT_REC_LOSS) {
 		unsigned long long n;
 		unsigned pid;
-		if (sscanf(rec->msg, "%llu records dropped from pid %u", &n, &pid) == 2) {
+		if (sscanf(rec->msg, "%llu calls refused from pid %u", &n, &pid) == 2) {
 			CHECK(pid == sh->steady_pid, "drops from a victim: '%.*s'", (int)rec->msg_len,
 			      rec->msg);
 			steady_dropped += n;

@@ -154,7 +154,7 @@ static int check(void *arg, const struct rt_rec *r, const struct rt_origin *o)
 	if (r->flags & RT_REC_LOSS) {
 		unsigned long long cnt;
 		unsigned pid, tid;
-		CHECK(sscanf(r->msg, "%llu records dropped from pid %u tid %u", &cnt, &pid, &tid) == 3,
+		CHECK(sscanf(r->msg, "%llu calls refused from pid %u tid %u", &cnt, &pid, &tid) == 3,
 		      "unexpected loss record '%.*s'", (int)r->msg_len, r->msg);
 		CHECK(find_writer(pid, tid, &p, &t), "loss record for unknown writer %u/%u", pid, tid);
 		loss_reported[p][t] += cnt;

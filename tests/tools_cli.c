@@ -10,6 +10,8 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <pwd.h>
+
 #include "helpers.h"
 
 static const char *tool, *ring;
@@ -126,7 +128,15 @@ int main(int argc, char **argv)
 		      !strcmp(rs.v[3].msg, "line three") && !strcmp(rs.v[4].msg, "no newline at end"),
 	      "stdin lines");
 	CHECK(rs.v[1].severity == 17 && !strcmp(rs.v[1].service, "batch"), "stdin level/service");
-	CHECK(rs.v[5].severity == 3 && !strcmp(rs.v[5].service, "ringtail"), "numeric level");
+	/* No -t: the login name, as logger(1) takes it; never "ringtail". */
+	{
+		const char *login = getlogin();
+		struct passwd *pw = getpwuid(geteuid());
+		if (!login || !rt_service_name_ok(login, strlen(login)))
+			login = pw ? pw->pw_name : "?";
+		CHECK(rs.v[5].severity == 3 && !strcmp(rs.v[5].service, login),
+		      "numeric level, default service '%s' (want '%s')", rs.v[5].service, login);
+	}
 	t_recs_free(&rs);
 	printf("ok - log\n");
 

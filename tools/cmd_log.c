@@ -4,11 +4,13 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -19,30 +21,71 @@
 /* Pieces a too-long message is cut into (well under a default chunk). */
 #define PIECE (32u << 10)
 
+/* How long, in all, a run waits for a full ring to take its records. */
+#define RETRY_NS (5ull * 1000000000)
+
 struct outcome {
-	uint64_t tried;
-	uint64_t failed;
+	uint64_t tried;    /* records tried (a piece is a record) */
+	uint64_t failed;   /* ... not written */
+	uint64_t split;    /* messages cut into pieces */
 	int first_err;
+	uint64_t waited;   /* ns spent waiting for room */
 };
 
-/* Write one message, cutting it into pieces if it is too large for a
- * record. Records the outcome. */
-static void put(struct outcome *oc, int sev, const struct rt_opts *o, const char *msg, size_t len)
+/* One record. A full ring (-ENOBUFS) is waited for, as an application may
+ * retry: each refused try is counted by the ring as a refused call (not a
+ * lost record), and the run waits RETRY_NS in all, no more. */
+static int put1(struct outcome *oc, int sev, const struct rt_opts *o, const char *msg, size_t len)
 {
+	uint64_t pause = 100000;
 	int err;
 
 	oc->tried++;
-	err = rt_writex(sev, o, msg, len);
-	if (err == -EMSGSIZE && len > PIECE) {
-		size_t off;
-		err = 0;
-		for (off = 0; off < len && !err; off += PIECE)
-			err = rt_writex(sev, o, msg + off, len - off < PIECE ? len - off : PIECE);
+	while ((err = rt_writex(sev, o, msg, len)) == -ENOBUFS && oc->waited < RETRY_NS) {
+		struct timespec d = {0, (long)pause};
+		nanosleep(&d, NULL);
+		oc->waited += pause;
+		if (pause < 50000000)
+			pause *= 2;
 	}
 	if (err) {
 		oc->failed++;
 		if (!oc->first_err)
 			oc->first_err = err;
+	}
+	return err;
+}
+
+/*
+ * Write one message. One longer than PIECE (32 KiB) is always written as
+ * ceil(len / PIECE) records of PIECE bytes (the last one shorter), in
+ * order, each with the attribute piece=K/N, so that nothing is tried whole
+ * and refused first. Every piece is tried and counted.
+ */
+static void put(struct outcome *oc, int sev, const struct rt_opts *o, const char *msg, size_t len)
+{
+	struct rt_attr attrs[MAX_ATTRS + 1];
+	struct rt_opts po;
+	char val[48];
+	size_t n, k;
+
+	if (len <= PIECE) {
+		put1(oc, sev, o, msg, len);
+		return;
+	}
+	po = *o;
+	if (o->nattrs)
+		memcpy(attrs, o->attrs, o->nattrs * sizeof(attrs[0]));
+	attrs[o->nattrs].key = "piece";
+	attrs[o->nattrs].value = val;
+	po.attrs = attrs;
+	po.nattrs = o->nattrs + 1;
+	n = (len + PIECE - 1) / PIECE;
+	oc->split++;
+	for (k = 0; k < n; k++) {
+		size_t off = k * PIECE;
+		snprintf(val, sizeof(val), "%zu/%zu", k + 1, n);
+		put1(oc, sev, &po, msg + off, len - off < PIECE ? len - off : PIECE);
 	}
 }
 
@@ -53,10 +96,30 @@ static int report(const struct outcome *oc)
 	if (oc->tried == 1)
 		cli_err("record not written: %s", rt_strerror(oc->first_err));
 	else
-		cli_err("%llu of %llu records not written (first: %s)",
+		cli_err("%llu of %llu records not written%s (first: %s)",
 			(unsigned long long)oc->failed, (unsigned long long)oc->tried,
+			oc->split ? " (a piece of a long message is a record)" : "",
 			rt_strerror(oc->first_err));
 	return 1;
+}
+
+/* The default service, as logger(1) takes its tag: the login name (or the
+ * user's name); "uid-N" when that cannot be a service name. */
+static void default_service(void)
+{
+	const char *n = getlogin();
+	struct passwd *pw;
+	char buf[32];
+
+	if (!n || !rt_service_name_ok(n, strlen(n))) {
+		pw = getpwuid(geteuid());
+		n = pw ? pw->pw_name : NULL;
+	}
+	if (!n || !rt_service_name_ok(n, strlen(n))) {
+		snprintf(buf, sizeof(buf), "uid-%u", (unsigned)geteuid());
+		n = buf;
+	}
+	rt_set_service(n);
 }
 
 static const char log_usage[] =
@@ -64,7 +127,12 @@ static const char log_usage[] =
 	"                    [-a KEY=VALUE]... [--ring PATH] [MESSAGE...]\n"
 	"Writes MESSAGE (the words joined by spaces) as one record, or each line of\n"
 	"standard input as a record when no MESSAGE is given. LEVEL is trace, debug,\n"
-	"info, notice, warn, error, crit, fatal (facility.level is accepted) or 1..24.\n";
+	"info, notice, warn, error, crit, fatal (facility.level is accepted) or 1..24.\n"
+	"SERVICE defaults to the login name, as logger(1) does; ringtail and\n"
+	"ringtaild are ringtail's own and refused. A message longer than 32 KiB is\n"
+	"written as pieces of 32 KiB, one record each, with the attribute piece=K/N.\n"
+	"A full ring is waited for (5 s in all); the exit status is 1 if any record\n"
+	"(a piece is a record) was not written, and stderr says how many.\n";
 
 int cmd_log(int argc, char **argv)
 {
@@ -77,18 +145,21 @@ int cmd_log(int argc, char **argv)
 	};
 	struct rt_attr attrs[MAX_ATTRS];
 	struct rt_opts o;
-	struct outcome oc = {0, 0, 0};
+	struct outcome oc;
 	uint8_t trace[16], span[8];
 	int sev = RT_INFO, c, i;
 
 	memset(&o, 0, sizeof(o));
 	o.attrs = attrs;
 	optind = 1;
+	memset(&oc, 0, sizeof(oc));
+	default_service();
 	while ((c = getopt_long(argc, argv, "+t:p:a:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 't':
-			if (!rt_service_valid(optarg, strlen(optarg))) {
-				cli_err("bad service name '%s' (1..%d bytes, no '/' or control bytes)",
+			if (!rt_service_name_ok(optarg, strlen(optarg))) {
+				cli_err("bad service name '%s' (1..%d bytes of UTF-8, no '/' or control "
+					"bytes, not . or .., not ringtail or ringtaild)",
 					optarg, RT_SERVICE_MAX);
 				return 2;
 			}
@@ -262,7 +333,7 @@ int cmd_wrap(int argc, char **argv)
 	};
 	struct stream st[2];
 	struct rt_opts o;
-	struct outcome oc = {0, 0, 0};
+	struct outcome oc = {0, 0, 0, 0, 0};
 	struct sigaction sa;
 	int out[2], errp[2], exec_pipe[2], tee = 0, c, status = 0, exec_err = 0, open_n = 2;
 	int have_service = 0;
@@ -272,8 +343,10 @@ int cmd_wrap(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "+t:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 't':
-			if (!rt_service_valid(optarg, strlen(optarg))) {
-				cli_err("bad service name '%s'", optarg);
+			if (!rt_service_name_ok(optarg, strlen(optarg))) {
+				cli_err("bad service name '%s' (1..%d bytes of UTF-8, no '/' or control "
+					"bytes, not . or .., not ringtail or ringtaild)",
+					optarg, RT_SERVICE_MAX);
 				return 2;
 			}
 			rt_set_service(optarg);
