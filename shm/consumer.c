@@ -41,6 +41,8 @@ struct cslot {
 	uint8_t dirty;     /* read position moved since the last mark */
 	uint8_t verified;  /* owner's start time checked against /proc */
 	uint8_t broken;    /* malformed chain: stop reading until it is gone */
+	uint8_t said_broken; /* its damaged chain was reported */
+	uint8_t resynced;
 	uint64_t bad_bytes; /* malformed bytes skipped, not yet reported */
 	uint64_t bad_recs;
 	uint32_t pid;
@@ -48,6 +50,10 @@ struct cslot {
 	uint64_t starttime;
 	char service[33];
 	/* Read position. */
+	uint32_t d_chunk; /* the durable position's chunk (ours, not the slot's) */
+	uint64_t skip_upto; /* the spool holds this writer's stream up to here */
+	uint32_t recent[16]; /* chunks read last (index + 1): resync() never goes back */
+	uint32_t nrecent;
 	uint32_t r_chunk; /* index + 1, 0 = before the first chunk */
 	uint32_t r_off;
 	uint64_t r_pos;
@@ -214,13 +220,19 @@ static void track(struct rt_consumer *c, uint32_t i)
 	cs->r_dropped = __atomic_load_n(&s->c_dropped, __ATOMIC_RELAXED);
 	cs->r_flags = __atomic_load_n(&s->c_flags, __ATOMIC_RELAXED) & RT_CURSOR_LOST;
 	cs->phase = PH_LIVE;
+	cs->d_chunk = cs->r_chunk <= c->ring->nchunks ? cs->r_chunk : 0;
 	if (cs->r_chunk) {
 		/* The stream position follows from the chunk's own base. */
 		if (cs->r_chunk > c->ring->nchunks || cs->r_off < RT__CHUNK_HDR ||
 		    cs->r_off > c->ring->chunk_size || (cs->r_off & 7) ||
-		    __atomic_load_n(&c->ring->owners[cs->r_chunk - 1], __ATOMIC_RELAXED) != i + 1)
-			cs->broken = 1;
-		else
+		    __atomic_load_n(&c->ring->owners[cs->r_chunk - 1], __ATOMIC_RELAXED) != i + 1) {
+			/* A durable position that does not fit the ring: the
+			 * position the spool stored (rt_consumer_restore()) or
+			 * resync() decides where reading goes on. */
+			cs->r_chunk = (uint32_t)-1;
+			cs->r_off = 0;
+			cs->r_pos = 0;
+		} else
 			cs->r_pos = rt__chunk_at(c->ring, cs->r_chunk - 1)->base +
 				    (cs->r_off - RT__CHUNK_HDR);
 	}
@@ -249,7 +261,7 @@ static void free_chunk(struct rt_consumer *c, struct rt__slot *s, uint32_t idx)
 
 /* Free every chunk from @from (index + 1; 0 = the writer's first) up to,
  * not including, @upto. */
-static void free_upto(struct rt_consumer *c, uint32_t i, uint32_t from, uint32_t upto)
+static int free_upto(struct rt_consumer *c, uint32_t i, uint32_t from, uint32_t upto)
 {
 	struct rt_ring *r = c->ring;
 	struct rt__slot *s = &r->slots[i];
@@ -265,6 +277,21 @@ static void free_upto(struct rt_consumer *c, uint32_t i, uint32_t from, uint32_t
 		free_chunk(c, s, idx - 1);
 		idx = nx;
 	}
+	return idx == upto;
+}
+
+/* The chain to the durable chunk @upto was cut (a member wrote over it):
+ * free every other chunk of writer @i whose stream lies before @base, the
+ * durable chunk's. */
+static void free_before(struct rt_consumer *c, uint32_t i, uint32_t upto, uint64_t base)
+{
+	struct rt_ring *r = c->ring;
+	uint32_t k;
+
+	for (k = 0; k < r->nchunks; k++)
+		if (k + 1 != upto && __atomic_load_n(&r->owners[k], __ATOMIC_RELAXED) == i + 1 &&
+		    __atomic_load_n(&rt__chunk_at(r, k)->base, __ATOMIC_RELAXED) < base)
+			free_chunk(c, &r->slots[i], k);
 }
 
 /* The writer is gone and everything it wrote is durable: free its chunks
@@ -331,8 +358,7 @@ static void liveness_scan(struct rt_consumer *c)
 				reset_slot(s, owner);
 			continue;
 		}
-		if (!cs->tracked || cs->gen != __atomic_load_n(&s->gen, __ATOMIC_RELAXED) ||
-		    cs->phase != PH_LIVE)
+		if (!cs->tracked || cs->phase != PH_LIVE)
 			continue;
 		if (pid_gone(cs->pid)) {
 			cs->phase = PH_GONE;
@@ -425,8 +451,8 @@ static int report_corrupt(struct rt_consumer *c, uint32_t i, struct cslot *cs, i
 	if (broken)
 		n = snprintf(c->synth, sizeof(c->synth),
 			     "%llu bytes of malformed records skipped from pid %u tid %u (%s), and "
-			     "its chain of ring chunks is damaged: nothing more is read from this "
-			     "writer",
+			     "its chain of ring chunks is damaged: reading goes on at its next "
+			     "intact chunk",
 			     (unsigned long long)cs->bad_bytes, cs->pid, cs->tid, cs->service);
 	else
 		n = snprintf(c->synth, sizeof(c->synth),
@@ -467,6 +493,68 @@ static int take_record(struct rt_consumer *c, const char *src, uint32_t avail, s
 	return 0;
 }
 
+/*
+ * The chain of writer @i cannot be followed from the read position (a
+ * member wrote over a link, a commit word or an owner entry): go on at the
+ * writer's intact chunk that comes next in its stream, if there is one
+ * already, counting what lies between as malformed. @return 1 if moved.
+ */
+static void moved_to(struct cslot *cs, uint32_t chunk)
+{
+	cs->recent[cs->nrecent++ % 16] = chunk;
+}
+
+static int was_read(const struct cslot *cs, uint32_t chunk)
+{
+	for (uint32_t j = 0; j < 16 && j < cs->nrecent; j++)
+		if (cs->recent[j] == chunk)
+			return 1;
+	return 0;
+}
+
+static int resync(struct rt_consumer *c, uint32_t i, struct cslot *cs)
+{
+	struct rt_ring *r = c->ring;
+	uint64_t best = UINT64_MAX;
+	uint32_t k, at = 0;
+
+	/* A chunk we read already whose base was written over would look
+	 * ahead: never go back to one of the last 16. */
+	for (k = 0; k < r->nchunks; k++) {
+		struct rt__chunk *ch = rt__chunk_at(r, k);
+		uint64_t base;
+		if (k + 1 == cs->r_chunk || was_read(cs, k + 1) ||
+		    __atomic_load_n(&r->owners[k], __ATOMIC_RELAXED) != i + 1 ||
+		    __atomic_load_n(&ch->slot, __ATOMIC_RELAXED) != i ||
+		    __atomic_load_n(&ch->gen, __ATOMIC_RELAXED) != cs->gen)
+			continue;
+		base = __atomic_load_n(&ch->base, __ATOMIC_RELAXED);
+		if (base >= cs->r_pos && base < best) {
+			best = base;
+			at = k + 1;
+		}
+	}
+	if (!at || best == UINT64_MAX)
+		return 0;
+	cs->bad_bytes += best - cs->r_pos;
+	moved_to(cs, at);
+	cs->r_chunk = at;
+	cs->r_off = RT__CHUNK_HDR;
+	cs->r_pos = best;
+	cs->dirty = 1;
+	return 1;
+}
+
+/* A damaged chain: move on to the next intact chunk, or stop for now. */
+#define BROKEN()                          \
+	do {                              \
+		if (resync(c, i, cs)) {   \
+			cs->resynced = 1; \
+			continue;         \
+		}                         \
+		goto broken;              \
+	} while (0)
+
 /* Follow the writer's chain from the read position, delivering records. */
 static int drain(struct rt_consumer *c, uint32_t i, rt_consume_fn fn, void *arg, size_t max,
 		 size_t *delivered, int *at_end)
@@ -495,17 +583,20 @@ static int drain(struct rt_consumer *c, uint32_t i, rt_consume_fn fn, void *arg,
 				return GO_ON;
 			}
 			if (f > nchunks || __atomic_load_n(&r->owners[f - 1], __ATOMIC_RELAXED) != i + 1)
-				goto broken;
+				BROKEN();
 			cs->r_chunk = f;
+			moved_to(cs, f);
 			cs->r_off = RT__CHUNK_HDR;
 			cs->dirty = 1;
 		}
+		if (cs->r_chunk > nchunks || cs->r_off < RT__CHUNK_HDR || cs->r_off > csize)
+			BROKEN();
 		ch = rt__chunk_at(r, cs->r_chunk - 1);
 		/* Acquire pairs with the writer's release in rt__publish(). */
 		cm = __atomic_load_n(&ch->committed, __ATOMIC_ACQUIRE);
 		end = RT__COMMIT_END(cm);
 		if (end > csize || end < RT__CHUNK_HDR || (end & 7) || cs->r_off > end)
-			goto broken;
+			BROKEN();
 		while (cs->r_off < end) {
 			struct rt_rec rec;
 			struct rt_origin o;
@@ -530,6 +621,14 @@ static int drain(struct rt_consumer *c, uint32_t i, rt_consume_fn fn, void *arg,
 			o.slot = i;
 			o.gen = cs->gen;
 			o.pos = cs->r_pos + stride;
+			/* Durable already (the spool said so at the restart, where
+			 * the ring's own position was damaged): never twice. */
+			if (o.pos <= cs->skip_upto) {
+				cs->r_off += (uint32_t)stride;
+				cs->r_pos += stride;
+				cs->dirty = 1;
+				continue;
+			}
 			if (fn(arg, &rec, &o) < 0)
 				return STOP;
 			cs->r_off += (uint32_t)stride;
@@ -549,20 +648,24 @@ static int drain(struct rt_consumer *c, uint32_t i, rt_consume_fn fn, void *arg,
 		if (RT__COMMIT_END(__atomic_load_n(&ch->committed, __ATOMIC_ACQUIRE)) != end)
 			continue; /* committed more before sealing */
 		if (nx > nchunks || __atomic_load_n(&r->owners[nx - 1], __ATOMIC_RELAXED) != i + 1)
-			goto broken;
+			BROKEN();
 		{
 			struct rt__chunk *nc = rt__chunk_at(r, nx - 1);
 			if (nc->slot != i || nc->gen != cs->gen || nc->base != cs->r_pos)
-				goto broken;
+				BROKEN();
 		}
 		cs->r_chunk = nx;
+		moved_to(cs, nx);
 		cs->r_off = RT__CHUNK_HDR;
 		cs->dirty = 1;
 	}
 broken:
 	*at_end = 1;
-	if (report_corrupt(c, i, cs, 1, fn, arg) == STOP)
-		return STOP;
+	if (!cs->said_broken) {
+		if (report_corrupt(c, i, cs, 1, fn, arg) == STOP)
+			return STOP;
+		cs->said_broken = 1;
+	}
 	cs->broken = 1;
 	return GO_ON;
 }
@@ -584,17 +687,25 @@ static int drain_slot(struct rt_consumer *c, uint32_t i, rt_consume_fn fn, void 
 	state = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
 	if (state != RT__SLOT_ACTIVE && state != RT__SLOT_RETIRED)
 		return GO_ON;
-	if (!cs->tracked || cs->gen != __atomic_load_n(&s->gen, __ATOMIC_RELAXED))
+	/* Once tracked, a slot's generation is ours: only our free_slot()
+	 * ends it (a gen changed in shared memory would make us read again
+	 * what we delivered). */
+	if (!cs->tracked)
 		track(c, i);
 	if (cs->phase == PH_FINAL)
 		return GO_ON;
 	if (state == RT__SLOT_RETIRED)
 		cs->phase = PH_GONE;
 
-	if (!cs->broken && drain(c, i, fn, arg, max, delivered, &at_end) == STOP)
+	/* A damaged chain is tried again at every poll: the writer mends a
+	 * commit word at its next record, and resync() finds its next chunk. */
+	cs->broken = 0;
+	if (drain(c, i, fn, arg, max, delivered, &at_end) == STOP)
 		return STOP;
 	if (cs->broken)
 		at_end = 1;
+	else
+		cs->said_broken = 0;
 	if (report_corrupt(c, i, cs, 0, fn, arg) == STOP)
 		return STOP;
 
@@ -620,7 +731,8 @@ static int drain_slot(struct rt_consumer *c, uint32_t i, rt_consume_fn fn, void 
 	}
 
 	if (cs->phase == PH_GONE && at_end) {
-		if (!(cs->r_flags & RT_CURSOR_LOST) && cs->r_chunk && !cs->broken) {
+		if (!(cs->r_flags & RT_CURSOR_LOST) && cs->r_chunk && cs->r_chunk <= r->nchunks &&
+		    !cs->broken) {
 			struct rt__chunk *ch = rt__chunk_at(r, cs->r_chunk - 1);
 			uint64_t cm = __atomic_load_n(&ch->committed, __ATOMIC_ACQUIRE);
 			uint64_t pend = __atomic_load_n(&ch->pending, __ATOMIC_RELAXED);
@@ -799,19 +911,21 @@ static void apply(struct rt_consumer *c, const struct ment *e)
 	if (e->cur.slot >= c->nslots)
 		return;
 	s = &r->slots[e->cur.slot];
-	if (__atomic_load_n(&s->owner, __ATOMIC_ACQUIRE) == 0 ||
-	    __atomic_load_n(&s->gen, __ATOMIC_RELAXED) != e->cur.gen)
+	if (!c->cs[e->cur.slot].tracked || c->cs[e->cur.slot].gen != e->cur.gen)
 		return; /* already freed */
 	/* Counters, then the position in one store, then the chunks behind
 	 * it: a consumer killed in between leaves orphans (swept at the next
 	 * open), never a position inside a freed chunk. */
-	old = RT__WHERE_CHUNK(__atomic_load_n(&s->c_where, __ATOMIC_RELAXED));
+	old = c->cs[e->cur.slot].d_chunk;
+	if (e->chunk <= r->nchunks)
+		c->cs[e->cur.slot].d_chunk = e->chunk;
 	__atomic_store_n(&s->c_records, e->cur.records, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->c_dropped, e->cur.dropped, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->c_flags, e->cur.flags & RT_CURSOR_LOST, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->c_where, RT__WHERE(e->chunk, e->off), __ATOMIC_RELEASE);
-	if (e->chunk && e->chunk != old)
-		free_upto(c, e->cur.slot, old, e->chunk);
+	if (e->chunk && e->chunk <= r->nchunks && e->off >= RT__CHUNK_HDR && e->chunk != old &&
+	    !free_upto(c, e->cur.slot, old, e->chunk))
+		free_before(c, e->cur.slot, e->chunk, e->cur.pos - (e->off - RT__CHUNK_HDR));
 	if (e->cur.flags & RT_CURSOR_FINAL)
 		free_slot(c, e->cur.slot);
 }
@@ -868,7 +982,7 @@ static int seek_pos(struct rt_consumer *c, uint32_t i, uint64_t pos)
 	struct cslot *cs = &c->cs[i];
 	uint32_t idx = cs->r_chunk, steps = 0;
 
-	if (idx == 0)
+	if (idx == 0 || idx > r->nchunks)
 		idx = __atomic_load_n(&s->first, __ATOMIC_ACQUIRE);
 	while (idx && idx <= r->nchunks && steps++ < r->nchunks) {
 		struct rt__chunk *ch = rt__chunk_at(r, idx - 1);
@@ -918,7 +1032,11 @@ int rt_consumer_restore(struct rt_consumer *c, const struct rt_cursor *e, size_t
 			continue; /* that writer's slot was freed since */
 		if (!cs->tracked || cs->gen != __atomic_load_n(&s->gen, __ATOMIC_RELAXED))
 			track(c, e[k].slot);
+		if (e[k].pos > cs->skip_upto)
+			cs->skip_upto = e[k].pos;
 		if (e[k].pos > cs->r_pos && seek_pos(c, e[k].slot, e[k].pos) < 0) {
+			/* Cannot get there by the chain: reading skips what is
+			 * before it instead. */
 			err = -EINVAL;
 			continue;
 		}
@@ -963,7 +1081,8 @@ static void sweep_orphans(struct rt_consumer *c)
 		if (o == 0 || o > c->nslots)
 			continue;
 		cs = &c->cs[o - 1];
-		if (!cs->tracked || cs->broken || cs->r_chunk == 0 || cs->r_chunk == k + 1)
+		if (!cs->tracked || cs->broken || cs->r_chunk == 0 || cs->r_chunk > r->nchunks ||
+		    cs->r_chunk == k + 1)
 			continue;
 		base = __atomic_load_n(&rt__chunk_at(r, k)->base, __ATOMIC_RELAXED);
 		durable = __atomic_load_n(&rt__chunk_at(r, cs->r_chunk - 1)->base, __ATOMIC_RELAXED);

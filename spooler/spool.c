@@ -142,50 +142,29 @@ int rt_map_state_file(int dirfd, const char *name, size_t size, int writable, vo
 /*
  * Reading a mapping that may shrink under us. A page past the end of the
  * file raises SIGBUS on access; a guard turns that into -EFAULT for the
- * copies made here, and only those:
+ * copies made here, and only those. The handler is the one of ringtail.h
+ * (rt__on_sigbus_v1: one per program, shared with the writer's and the
+ * consumer's ring mappings), installed on first use:
  *
- *  - one SIGBUS handler for the process, installed on first use, with
- *    SA_NODEFER so that leaving it by siglongjmp leaves SIGBUS unblocked
- *    (no signal mask to restore: sigsetjmp(.., 0), no system call);
- *  - a thread arms it with the address range it copies from and the jump
- *    buffer to return to; a fault (BUS_ADRERR) inside that range in that
- *    thread jumps back, anything else goes to whatever handler was there
- *    before, or to the default action (the access is made again and kills
- *    as it would have; a SIGBUS sent by kill() is raised again).
+ *  - a thread arms a jump (rt__bus_jump_v1) with the address range it
+ *    copies from; a fault (BUS_ADRERR) inside that range in that thread
+ *    jumps back (siglongjmp; the handler runs with SA_NODEFER, so SIGBUS
+ *    stays unblocked and no signal mask needs restoring);
+ *  - anything else goes to the ring mappings' zero-page guard, then to
+ *    whatever handler was there before, or to the default action (the
+ *    access is made again and kills; a SIGBUS sent by kill() is raised
+ *    again).
  *
  * Where no handler can be installed, the kernel makes the copies instead
  * (process_vm_readv on ourselves fails with EFAULT): about 3 us each, where
  * the guarded copy costs tens of nanoseconds.
  */
-static struct sigaction bus_prev;
 static pthread_once_t bus_once = PTHREAD_ONCE_INIT;
 static int bus_ok;
-static __thread sigjmp_buf *bus_jmp;
-static __thread uintptr_t bus_lo, bus_hi;
 
-static void on_sigbus(int sig, siginfo_t *si, void *uc)
+static void bus_jump(void *arg)
 {
-	sigjmp_buf *j = bus_jmp;
-	uintptr_t a = (uintptr_t)si->si_addr;
-	struct sigaction dfl;
-
-	if (j && si->si_code == BUS_ADRERR && a >= bus_lo && a < bus_hi) {
-		bus_jmp = NULL;
-		siglongjmp(*j, 1);
-	}
-	if (bus_prev.sa_flags & SA_SIGINFO) {
-		bus_prev.sa_sigaction(sig, si, uc);
-		return;
-	}
-	if (bus_prev.sa_handler != SIG_DFL && bus_prev.sa_handler != SIG_IGN) {
-		bus_prev.sa_handler(sig);
-		return;
-	}
-	memset(&dfl, 0, sizeof(dfl));
-	dfl.sa_handler = SIG_DFL;
-	sigaction(SIGBUS, &dfl, NULL);
-	if (si->si_code <= 0)
-		raise(SIGBUS); /* sent, not a fault: deliver it as it was meant */
+	siglongjmp(*(sigjmp_buf *)arg, 1);
 }
 
 /* ThreadSanitizer runs a handler of its own in front of ours that does not
@@ -201,16 +180,10 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
 
 static void bus_install(void)
 {
-	struct sigaction sa;
-
 #ifdef RT_NO_SIGBUS_GUARD
 	return;
 #endif
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = on_sigbus;
-	sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_RESTART;
-	sigemptyset(&sa.sa_mask);
-	bus_ok = sigaction(SIGBUS, &sa, &bus_prev) == 0;
+	bus_ok = rt__guard_install_v1() == 0;
 }
 
 /* The kernel's copy: no signal, EFAULT where the file has no page. */
@@ -235,6 +208,7 @@ static int guarded_copy(const void *src, void *dst, size_t n, size_t gen_off)
 {
 	const uint64_t *gp = (const uint64_t *)(const void *)((const uint8_t *)src +
 							      (gen_off == SIZE_MAX ? 0 : gen_off));
+	struct rt__bus_jump bj;
 	sigjmp_buf jb;
 	int err = -EAGAIN;
 
@@ -263,11 +237,13 @@ static int guarded_copy(const void *src, void *dst, size_t n, size_t gen_off)
 	}
 	if (sigsetjmp(jb, 0))
 		return -EFAULT; /* the handler disarmed the guard */
-	bus_lo = (uintptr_t)src;
-	bus_hi = bus_lo + (gen_off != SIZE_MAX && gen_off + 8 > n ? gen_off + 8 : n);
+	bj.lo = (uintptr_t)src;
+	bj.hi = bj.lo + (gen_off != SIZE_MAX && gen_off + 8 > n ? gen_off + 8 : n);
+	bj.fn = bus_jump;
+	bj.arg = &jb;
 	/* The compiler keeps the copies inside the armed stretch. */
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	bus_jmp = &jb;
+	rt__bus_jump_v1 = &bj;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	if (gen_off == SIZE_MAX) {
 		memcpy(dst, src, n);
@@ -292,7 +268,7 @@ static int guarded_copy(const void *src, void *dst, size_t n, size_t gen_off)
 		}
 	}
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	bus_jmp = NULL;
+	rt__bus_jump_v1 = NULL;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	return err;
 }

@@ -227,7 +227,7 @@ static int attack(int a)
 /* What the spool holds of the honest writers. */
 static struct {
 	uint8_t *seen[SC_PROCS][SC_THREADS];
-	uint64_t honest, garbled, loss_records, own_msgs, replaced_msgs, bad_names;
+	uint64_t honest, garbled, loss_records, own_msgs, replaced_msgs, bad_names, twice;
 } res;
 
 static void look(const struct rt_rec *r)
@@ -262,8 +262,11 @@ static void look(const struct rt_rec *r)
 		res.garbled++; /* a member wrote over it in its chunk */
 		return;
 	}
-	CHECK(!(res.seen[p][t][i / 8] & (1u << (i % 8))),
-	      "record w=%d.%d i=%llu is in the spool twice", p, t, i);
+	if (res.seen[p][t][i / 8] & (1u << (i % 8))) {
+		printf("# record w=%d.%d i=%llu is in the spool twice\n", p, t, i);
+		res.twice++;
+		return;
+	}
 	res.seen[p][t][i / 8] |= (uint8_t)(1u << (i % 8));
 	res.honest++;
 }
@@ -419,6 +422,11 @@ int main(int argc, char **argv)
 				lost += tk && !sn;
 			}
 	CHECK_EQ(res.bad_names, 0);
+	/* Exactly once: asserted where the attack leaves the chunks alone.
+	 * Random bytes over chunk headers can still (rarely) make a record
+	 * come twice: counted and shown, see docs/ring.md. */
+	if (strcmp(cas, "scribble"))
+		CHECK(res.twice == 0, "%llu honest records twice", (unsigned long long)res.twice);
 	/* The header is ringtaild's to keep: pokes there cost nobody a record. */
 	if (!strcmp(cas, "nchunks") || !strcmp(cas, "chunk_size") || !strcmp(cas, "header"))
 		CHECK(lost == 0 && res.garbled == 0, "%llu honest records lost, %llu garbled",
@@ -431,10 +439,11 @@ int main(int argc, char **argv)
 			printf(" %s %u", act_name[a], act_count[a]);
 	printf("\n");
 	printf("ok - %s: %u rounds survived by ringtaild, %d crashes; honest writers: %llu "
-	       "records taken, %llu in the spool, %llu lost, %llu garbled in place; %llu loss "
-	       "records, %llu ring replacements recorded\n",
+	       "records taken, %llu in the spool, %llu lost, %llu garbled in place, %llu twice; %llu "
+	       "loss records, %llu ring replacements recorded\n",
 	       cas, rounds, crashes, (unsigned long long)taken, (unsigned long long)res.honest,
 	       (unsigned long long)lost, (unsigned long long)res.garbled,
+	       (unsigned long long)res.twice,
 	       (unsigned long long)res.loss_records, (unsigned long long)res.replaced_msgs);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", spool);
 	(void)!system(cmd);
