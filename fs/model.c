@@ -353,21 +353,54 @@ static int cmp_tuple(const void *a, const void *b)
 	return 0;
 }
 
-/* "N records dropped ...", "1 record lost ...": N. Other loss reports
- * (malformed bytes skipped) count as reports but name no records. */
-static uint64_t lost_in(const char *msg, size_t len)
+/* A leading decimal of @msg followed by @word, else 0. */
+static uint64_t count_before(const char *msg, size_t len, const char *word)
 {
+	size_t i = 0, wl = strlen(word);
 	uint64_t v = 0;
-	size_t i = 0;
 
 	while (i < len && msg[i] >= '0' && msg[i] <= '9' && i < 19)
 		v = v * 10 + (uint64_t)(msg[i++] - '0');
-	if (i == 0)
+	if (i == 0 || len - i < wl || memcmp(msg + i, word, wl) != 0)
 		return 0;
-	if ((len - i >= 8 && !memcmp(msg + i, " records", 8)) ||
-	    (len - i >= 7 && !memcmp(msg + i, " record ", 7)))
-		return v;
-	return 0;
+	return v;
+}
+
+/*
+ * What a loss record counts (docs/ring.md, "Losses become records"): its
+ * attributes refused=N, lost=N, malformed_bytes=N; records made before they
+ * existed say it in the message ("N records dropped" were refused calls,
+ * "1 record lost", "N bytes of malformed records").
+ */
+static void loss_counts(const struct rt_rec *r, uint64_t *refused, uint64_t *lost,
+			uint64_t *malformed)
+{
+	struct rt_attr_view a;
+	size_t pos = 0;
+	int attrs = 0;
+
+	while (r->attrs_len && rt_attr_next(r->attrs, r->attrs_len, &pos, &a) == 1) {
+		uint64_t v = 0, *to = NULL;
+		if (a.key_len == 7 && !memcmp(a.key, "refused", 7))
+			to = refused;
+		else if (a.key_len == 4 && !memcmp(a.key, "lost", 4))
+			to = lost;
+		else if (a.key_len == 15 && !memcmp(a.key, "malformed_bytes", 15))
+			to = malformed;
+		if (!to)
+			continue;
+		for (size_t k = 0; k < a.value_len && k < 19 && a.value[k] >= '0' && a.value[k] <= '9';
+		     k++)
+			v = v * 10 + (uint64_t)(a.value[k] - '0');
+		*to += v;
+		attrs = 1;
+	}
+	if (attrs)
+		return;
+	*refused += count_before(r->msg, r->msg_len, " records dropped");
+	*lost += count_before(r->msg, r->msg_len, " record lost");
+	*lost += count_before(r->msg, r->msg_len, " records lost");
+	*malformed += count_before(r->msg, r->msg_len, " bytes of malformed");
 }
 
 /* What only the body can tell: exact sizes when the index was made for
@@ -419,7 +452,7 @@ static int index_decode(struct rtfs_model *m, struct rtfs_block *b, int exact, i
 		}
 		if (lossy && (r.flags & RT_REC_LOSS)) {
 			b->loss_records++;
-			b->lost += lost_in(r.msg, r.msg_len);
+			loss_counts(&r, &b->refused, &b->lost, &b->malformed);
 		}
 	}
 	if (straddle) {

@@ -71,7 +71,9 @@ struct rtfs_block {
 	uint32_t nparts;          /* 0: every record is in hour(tmin) */
 	struct rtfs_part *parts;
 	uint32_t loss_records;    /* records with RT_REC_LOSS */
-	uint64_t lost;            /* records those reports say were lost */
+	uint64_t lost;            /* records those reports say were lost (lost=N) */
+	uint64_t refused;         /* calls they say were refused (refused=N) */
+	uint64_t malformed;       /* bytes they say were malformed (malformed_bytes=N) */
 	int health;               /* atomic: 0 not checked, 1 good, -errno damaged */
 };
 

@@ -1004,6 +1004,7 @@ static int seek_pos(struct rt_consumer *c, uint32_t i, uint64_t pos)
 int rt_consumer_restore(struct rt_consumer *c, const struct rt_cursor *e, size_t n)
 {
 	struct rt_ring *r = c->ring;
+	uint64_t consumed = 0;
 	int64_t m;
 	size_t k;
 	int err = 0;
@@ -1040,8 +1041,12 @@ int rt_consumer_restore(struct rt_consumer *c, const struct rt_cursor *e, size_t
 			err = -EINVAL;
 			continue;
 		}
-		if (e[k].records > cs->r_records)
+		if (e[k].records > cs->r_records) {
+			/* Durable in the spool, not yet released in the ring:
+			 * consumed now (else `written` would stay ahead). */
+			consumed += e[k].records - cs->r_records;
 			cs->r_records = e[k].records;
+		}
 		if (e[k].dropped > cs->r_dropped)
 			cs->r_dropped = e[k].dropped;
 		cs->r_flags |= e[k].flags & RT_CURSOR_LOST;
@@ -1052,7 +1057,7 @@ int rt_consumer_restore(struct rt_consumer *c, const struct rt_cursor *e, size_t
 	/* Those positions are durable already: make the ring know them. */
 	m = rt_consumer_mark(c, NULL, NULL);
 	if (m > 0) {
-		c->marks[(c->mhead + c->mcount - 1) % MAX_MARKS].records = 0;
+		c->marks[(c->mhead + c->mcount - 1) % MAX_MARKS].records = consumed;
 		rt_consumer_release(c, m);
 	}
 	return err;

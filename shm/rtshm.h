@@ -106,12 +106,12 @@ struct rt_ring_stat {
 	uint32_t tsc;             /* writers stamp with the TSC */
 	uint64_t bytes_queued;    /* committed, not yet released by the consumer */
 	uint64_t records_queued;
-	uint64_t written;         /* records ever written into this ring */
-	uint64_t consumed;        /* records the consumer released */
-	uint64_t dropped;         /* records writers could not write */
-	uint64_t dropped_noslot;
+	uint64_t written;         /* records taken into this ring (consumed + queued) */
+	uint64_t consumed;        /* records the consumer released (durable) */
+	uint64_t dropped;         /* calls refused, each told to its caller */
+	uint64_t dropped_noslot;  /* ... of which for want of a writer slot */
 	uint64_t lost;            /* records lost to writers that died mid-write */
-	uint64_t corrupt;         /* malformed records skipped */
+	uint64_t corrupt;         /* bytes of malformed records skipped */
 	uint64_t consumer_pid;    /* 0 when no consumer has the ring */
 	int consumer_alive;
 	uint64_t heartbeat_ns;

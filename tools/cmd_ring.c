@@ -67,7 +67,7 @@ static int print_writer(const struct rt_writer_stat *w, void *arg)
 	} else {
 		if (x->n == 0)
 			printf("\n%-7s %-8s %-8s %-16s %-8s %12s %10s %10s  %s\n", "slot", "pid", "tid",
-			       "service", "state", "written", "queued", "dropped",
+			       "service", "state", "written", "queued", "refused",
 			       "(full/warn+/large/invalid/noring)");
 		printf("%-7u %-8u %-8u %-16s %-8s %12llu %10llu %10llu  (%llu/%llu/%llu/%llu/%llu)\n",
 		       w->slot, w->pid, w->tid, w->service, state_name(w->state),
@@ -158,15 +158,17 @@ int cmd_stat(int argc, char **argv)
 	if (x.json) {
 		printf("{\"ring\":\"%s\",\"size\":%llu,\"chunk_size\":%u,\"chunks\":%u,"
 		       "\"chunks_free\":%u,\"slots\":%u,\"writers\":%u,\"bytes_queued\":%llu,"
-		       "\"records_queued\":%llu,\"written\":%llu,\"consumed\":%llu,\"dropped\":%llu,"
-		       "\"dropped_noslot\":%llu,\"lost\":%llu,\"corrupt\":%llu,"
+		       "\"records_queued\":%llu,\"written\":%llu,\"consumed\":%llu,\"refused\":%llu,"
+		       "\"dropped\":%llu,\"dropped_noslot\":%llu,\"lost\":%llu,"
+		       "\"malformed_bytes\":%llu,\"corrupt\":%llu,"
 		       "\"consumer_pid\":%llu,\"consumer_alive\":%s,\"durable_seq\":%llu,"
 		       "\"writer_list\":[",
 		       path, (unsigned long long)st.size, st.chunk_size, st.nchunks, st.free_chunks,
 		       st.nslots, st.writers, (unsigned long long)st.bytes_queued,
 		       (unsigned long long)st.records_queued, (unsigned long long)st.written,
 		       (unsigned long long)st.consumed, (unsigned long long)st.dropped,
-		       (unsigned long long)st.dropped_noslot, (unsigned long long)st.lost,
+		       (unsigned long long)st.dropped, (unsigned long long)st.dropped_noslot,
+		       (unsigned long long)st.lost, (unsigned long long)st.corrupt,
 		       (unsigned long long)st.corrupt, (unsigned long long)st.consumer_pid,
 		       st.consumer_alive ? "true" : "false", (unsigned long long)st.durable_seq);
 		rt_ring_writers(r, print_writer, &x);
@@ -197,13 +199,19 @@ int cmd_stat(int argc, char **argv)
 		       100.0 * (st.nchunks - st.free_chunks) / st.nchunks, b3,
 		       (unsigned long long)st.records_queued);
 		printf("writers    %u active\n", st.writers);
-		printf("written    %llu records\n", (unsigned long long)st.written);
-		printf("consumed   %llu records\n", (unsigned long long)st.consumed);
-		printf("dropped    %llu records (%llu with no free writer slot)\n",
+		/* Three different counts (docs/ring.md, "Losses become records"). */
+		printf("written    %llu records (taken into this ring: consumed + queued)\n",
+		       (unsigned long long)st.written);
+		printf("consumed   %llu records (durable in the spool)\n",
+		       (unsigned long long)st.consumed);
+		printf("refused    %llu calls (each told to its caller, who may have retried; %llu "
+		       "with no free writer slot)\n",
 		       (unsigned long long)st.dropped, (unsigned long long)st.dropped_noslot);
 		printf("lost       %llu records (writers that died mid-write)\n",
 		       (unsigned long long)st.lost);
-		printf("corrupt    %llu reports of malformed data\n", (unsigned long long)st.corrupt);
+		printf("malformed  %llu bytes skipped (not records: damage, or names no writer may "
+		       "use)\n",
+		       (unsigned long long)st.corrupt);
 		if (st.consumer_alive)
 			printf("consumer   pid %llu, durable sequence %llu\n",
 			       (unsigned long long)st.consumer_pid, (unsigned long long)st.durable_seq);

@@ -348,7 +348,7 @@ int main(int argc, char **argv)
 		snprintf(line, sizeof(line), "\nservice api records %zu ", per[0]);
 		CHECK(strstr(got.p, line), "stats: no '%s' in\n%s", line + 1, got.p);
 		CHECK(strstr(got.p, "\ndurable_seq ") && strstr(got.p, "\nhead_seq ") &&
-			      strstr(got.p, "\ndrops 0\n") && strstr(got.p, "\ndamaged_segments 0\n"),
+			      strstr(got.p, "\nloss_records 0\n") && strstr(got.p, "\ndamaged_segments 0\n"),
 		      "stats:\n%s", got.p);
 	}
 	t_text_free(&got);
