@@ -545,15 +545,17 @@ static int resync(struct rt_consumer *c, uint32_t i, struct cslot *cs)
 	return 1;
 }
 
-/* A damaged chain: move on to the next intact chunk, or stop for now. */
+/* A damaged chain: move on to the next intact chunk (the next turn of the
+ * enclosing loop), or stop for now. Braces, not do-while: its continue must
+ * reach drain()'s loop. */
 #define BROKEN()                          \
-	do {                              \
+	{                                 \
 		if (resync(c, i, cs)) {   \
 			cs->resynced = 1; \
 			continue;         \
 		}                         \
 		goto broken;              \
-	} while (0)
+	}
 
 /* Follow the writer's chain from the read position, delivering records. */
 static int drain(struct rt_consumer *c, uint32_t i, rt_consume_fn fn, void *arg, size_t max,

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* seeds.c - real segments, block bodies and ring records as fuzz seeds. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rtseg.h"
+#include "rtshm.h"
 #include "rtwire.h"
 #include "seeds.h"
 
@@ -216,8 +218,69 @@ static int wire(rt_seed_fn fn, void *arg)
 	return count;
 }
 
+/* Images of a ring file: made empty, and after a writer wrote records of
+ * every kind into it (the writer is this process: gone when the fuzzer
+ * reads them, so the consumer drains and frees its slot). */
+static int rings(rt_seed_fn fn, void *arg)
+{
+	struct rt_ring_params p;
+	char path[128];
+	uint8_t *img;
+	size_t size;
+	int n = 0, fd;
+
+	snprintf(path, sizeof(path), "/dev/shm/rt-fuzz-seed-%d", (int)getpid());
+	rt_ring_params_default(&p);
+	p.size = RT_FUZZ_RING_SIZE;
+	p.chunk_size = RT_FUZZ_RING_CHUNK;
+	p.nslots = RT_FUZZ_RING_SLOTS;
+	p.tsc = 0;
+	p.writer_pct = 100;
+	p.reserve_pct = 0;
+	unlink(path);
+	if (rt_ring_create(path, &p))
+		return -1;
+	fd = open(path, O_RDONLY);
+	size = fd < 0 ? 0 : (size_t)lseek(fd, 0, SEEK_END); /* rounded to chunks */
+	img = malloc(size);
+	if (!img || pread(fd, img, size, 0) != (ssize_t)size)
+		return -1;
+	fn(arg, "ring-empty", img, size);
+	n++;
+	setenv(RT_RING_ENV, path, 1);
+	rt_set_service("fuzz");
+	for (int i = 0; i < 60; i++) {
+		struct rt_opts o;
+		struct rt_attr a = {"k", "v"};
+		uint8_t tid[16] = {1, 2, 3};
+		memset(&o, 0, sizeof(o));
+		if (i % 3 == 0) {
+			o.attrs = &a;
+			o.nattrs = 1;
+		}
+		if (i % 4 == 0)
+			o.trace_id = tid;
+		if (i % 5 == 0)
+			o.service = "other";
+		if (i % 7 == 0)
+			rt_printf(RT_WARN, "printf %d %s", i, "x");
+		else
+			rt_writex(RT_INFO + i % 4, &o, "a message of the seed", 21u + (size_t)(i % 9));
+	}
+	if (pread(fd, img, size, 0) != (ssize_t)size)
+		return -1;
+	fn(arg, "ring-records", img, size);
+	n++;
+	close(fd);
+	unlink(path);
+	free(img);
+	return n;
+}
+
 int rt_fuzz_seeds(const char *kind, rt_seed_fn fn, void *arg)
 {
+	if (!strcmp(kind, "ring"))
+		return rings(fn, arg);
 	if (!strcmp(kind, "wire"))
 		return wire(fn, arg);
 	if (!strcmp(kind, "segment"))

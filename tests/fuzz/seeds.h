@@ -9,7 +9,7 @@
 typedef void (*rt_seed_fn)(void *arg, const char *name, const uint8_t *p, size_t n);
 
 /* Call @fn with every seed for the fuzzer @kind ("segment", "block",
- * "record", "wire"). @return the number of seeds, or -1 for an unknown kind. */
+ * "record", "wire", "ring"). @return the number of seeds, or -1 for an unknown kind. */
 int rt_fuzz_seeds(const char *kind, rt_seed_fn fn, void *arg);
 
 /* The wire harness plays a server with this key, answering the first HELLO
@@ -21,5 +21,11 @@ static inline void rt_fuzz_wire_challenge(uint8_t nonce[32])
 	for (int i = 0; i < 32; i++)
 		nonce[i] = (uint8_t)(0x5a ^ i);
 }
+
+/* The ring the ring harness drives (and its seeds are images of): small,
+ * so that mutations reach every part of it. */
+#define RT_FUZZ_RING_SIZE (40u << 10)
+#define RT_FUZZ_RING_CHUNK 4096u
+#define RT_FUZZ_RING_SLOTS 4u
 
 #endif
