@@ -1168,6 +1168,12 @@ static inline int rt__claim_slot(struct rt__tls *t)
 	}
 	if (!s)
 		return -EUSERS;
+	/* The slot's last owner may have been another thread of this process,
+	 * and its release of the slot went through the consumer, another
+	 * process: pair with that thread's release of state (RETIRED) so that
+	 * its stores happen before ours, in the model and for ThreadSanitizer
+	 * (which cannot see the other process). */
+	(void)__atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
 
 	t->tid = rt__gettid_v1();
 	t->pid = pid;
@@ -1241,6 +1247,13 @@ static inline int rt__claim_chunk(struct rt__tls *t, int severity)
 	__atomic_store_n(&h->alloc_hint, (uint64_t)idx + 1, __ATOMIC_RELAXED);
 
 	c = RT__CAST(struct rt__chunk *, m->base + m->chunks_off + (uint64_t)idx * m->chunk_size);
+	/* As for slots: the chunk's last writer may be a thread of ours whose
+	 * records were freed by the consumer, in another process. These
+	 * acquire loads pair with that thread's release stores of committed
+	 * (its last record) and next (the seal), so that its record stores
+	 * happen before ours. Slow path only: once per chunk. */
+	(void)__atomic_load_n(&c->committed, __ATOMIC_ACQUIRE);
+	(void)__atomic_load_n(&c->next, __ATOMIC_ACQUIRE);
 	__atomic_store_n(&c->committed, RT__COMMIT(0, RT__CHUNK_HDR), __ATOMIC_RELAXED);
 	__atomic_store_n(&c->pending, RT__COMMIT(0, RT__CHUNK_HDR), __ATOMIC_RELAXED);
 	__atomic_store_n(&c->next, 0u, __ATOMIC_RELAXED);
