@@ -564,7 +564,7 @@ RT__WEAK __thread struct rt__tls rt__tls_v1;
  * calls fn, which does not return (a siglongjmp).
  * ------------------------------------------------------------------------ */
 
-#define RT__GUARD_MAX 64
+#define RT__GUARD_MAX 128
 
 struct rt__guard_ent {
 	uintptr_t lo;
@@ -679,7 +679,7 @@ RT__COLD int rt__guard_install_v1(void)
 }
 
 /* Guard the mapping [@base, @base + @size): on SIGBUS there, zero pages
- * and *@lost = 1. @return 0, -ENOSPC (too many rings), or as above. */
+ * and *@lost = 1. @return 0, -ENOSPC (128 rings mapped), or as above. */
 RT__COLD int rt__guard_add_v1(void *base, size_t size, uint32_t *lost)
 {
 	struct rt__guard *g = &rt__guard_v1;
@@ -1052,7 +1052,7 @@ static inline int rt__map_ring(struct rt__map **out)
 		return -ENOMEM;
 	}
 	/* Guarded before the first read: the file may be cut short at any
-	 * time. Without the guard (turned off, or 64 rings mapped) such a
+	 * time. Without the guard (turned off, or 128 rings mapped) such a
 	 * cut can kill us; the writer works all the same. */
 	(void)rt__guard_add_v1(base, (size_t)size, &m->lost);
 	/* Checked and used from one private copy: the shared header may
@@ -1394,8 +1394,13 @@ static inline int rt__ensure_slot(struct rt__tls *t)
 		/* Removed, or cut short under us (the guard put zero pages
 		 * there): attach to whatever ring now has the name. The old
 		 * mapping stays: other threads may be inside a write to it. */
-		__atomic_compare_exchange_n(&p->map, &m, RT__CAST(struct rt__map *, NULL), 0,
-					    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+		struct rt__map *old = m;
+		if (__atomic_compare_exchange_n(&p->map, &m, RT__CAST(struct rt__map *, NULL), 0,
+						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) &&
+		    __atomic_load_n(&old->lost, __ATOMIC_ACQUIRE))
+			/* Zero pages now: nothing there can fault again, and
+			 * the guard's 128 places must last a long life. */
+			rt__guard_del_v1(old->base);
 		__atomic_store_n(&p->next_try_ns, 0, __ATOMIC_RELAXED);
 		memset(t, 0, offsetof(struct rt__tls, svc_gen));
 		err = rt__attach_v1();

@@ -383,6 +383,14 @@ int main(int argc, char **argv)
 		CHECK(0, "unknown case %s", cas);
 	}
 	/* Writers must have survived every attack. */
+	for (int p = 0; p < SC_PROCS; p++) {
+		int st;
+		pid_t w = waitpid(sc_writers[p], &st, WNOHANG);
+		CHECK(w == 0, "writer %d (pid %d) is gone before the end: waitpid %d (%s), %s %d", p,
+		      (int)sc_writers[p], (int)w, w < 0 ? strerror(errno) : "",
+		      w > 0 && WIFSIGNALED(st) ? "signal" : "status",
+		      w > 0 ? (WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st)) : 0);
+	}
 	sc_stop_writers();
 	alive("after the attacks");
 	{
