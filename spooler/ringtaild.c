@@ -43,10 +43,12 @@ static void log_cb(void *arg, int sev, const char *msg)
 	memset(&o, 0, sizeof(o));
 	o.service = "ringtaild";
 	err = rt_writex(sev, &o, msg, strlen(msg));
-	if (err && err != last_err)
+	/* Connection threads log too: the last error is shared, so atomic. */
+	if (err && __atomic_exchange_n(&last_err, err, __ATOMIC_RELAXED) != err)
 		fprintf(stderr, "ringtaild: (its messages are not going into the log: %s)\n",
 			rt_strerror(err));
-	last_err = err;
+	else if (!err)
+		__atomic_store_n(&last_err, 0, __ATOMIC_RELAXED);
 	if (err || sev >= RT_WARN || !quiet)
 		fprintf(stderr, "ringtaild: %s\n", msg);
 }
