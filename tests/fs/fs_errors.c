@@ -146,7 +146,7 @@ int main(int argc, char **argv)
 
 	/* Mounted before the spooler made SPOOL/state: once it does, the
 	 * filesystem follows it (durable position, new records). */
-	t_stop_daemon();
+	CHECK_EQ(t_stop_daemon(), 0);
 	snprintf(path, sizeof(path), "%s/state", T.spool);
 	CHECK_EQ(unlink(path), 0);
 	t_mount(NULL);
