@@ -338,11 +338,13 @@ static inline void t_mount(const char *opts)
 	t_mount_src(T.spool, opts);
 }
 
-/* t_path - a path under the mount point (static buffer, rotating). */
+/* t_path - a path under the mount point (a rotating buffer of 8 per
+ * thread: one thread's calls never overwrite another thread's paths, which
+ * made fs_live's readers read files they were not named for). */
 static inline const char *t_path(const char *rel)
 {
-	static char buf[8][1024];
-	static int i;
+	static _Thread_local char buf[8][1024];
+	static _Thread_local int i;
 	int n;
 
 	i = (i + 1) % 8;
