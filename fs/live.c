@@ -25,6 +25,8 @@ struct rtfs_tail {
 	fuse_req_t parked;         /* a read waiting for data */
 	size_t parked_size;
 	struct fuse_pollhandle *ph;
+	int busy;                  /* the poller is sending to it (lv->mu) */
+	int released;              /* the file is closed: the last user frees */
 	struct rtfs_tail *prev, *next;
 };
 
@@ -60,10 +62,17 @@ int rtfs_tail_open(struct rtfs *fs, struct rtfs_node *n, int flags, struct rtfs_
 	if (!t)
 		return -ENOMEM;
 	t->node = n;
-	t->view = n->view;
+	/* A reference of its own: the poller may still send from the view
+	 * after the file (and its node) is released. */
+	err = rtfs_view_get(fs->vs, &n->view->f, &t->view);
+	if (err) {
+		free(t);
+		return err;
+	}
 	t->nonblock = (flags & O_NONBLOCK) != 0;
 	err = rtfs_view_update(fs->m, t->view);
 	if (err < 0) {
+		rtfs_view_put(fs->vs, t->view);
 		free(t);
 		return err;
 	}
@@ -102,6 +111,13 @@ static void send_range(struct rtfs *fs, struct rtfs_tail *t, fuse_req_t req, uin
 		fuse_reply_err(req, (int)-r);
 }
 
+/*
+ * The kernel interrupted a read (its reader got a signal). Called by libfuse
+ * with the request's own lock held, from fuse_req_interrupt_func() itself
+ * when the request was interrupted before it was registered: then the read
+ * is not parked yet, nothing is replied here, and rtfs_tail_read() sees
+ * fuse_req_interrupted() under lv->mu instead.
+ */
 static void on_interrupt(fuse_req_t req, void *data)
 {
 	struct rtfs_live *lv = data;
@@ -131,6 +147,11 @@ void rtfs_tail_read(struct rtfs *fs, struct rtfs_tail *t, fuse_req_t req, size_t
 		return;
 	}
 	vsize = rtfs_view_size(t->view);
+	/* Before the request can be parked: once parked (and lv->mu dropped)
+	 * the poller may reply to it, which frees it. Registering may call
+	 * on_interrupt() at once, which takes lv->mu: not held here. */
+	if (!t->nonblock)
+		fuse_req_interrupt_func(req, on_interrupt, lv);
 	pthread_mutex_lock(&lv->mu);
 	from = claim(t, vsize, size, &n);
 	if (n) {
@@ -143,12 +164,17 @@ void rtfs_tail_read(struct rtfs *fs, struct rtfs_tail *t, fuse_req_t req, size_t
 		fuse_reply_err(req, EAGAIN);
 		return;
 	}
+	/* Interrupted before it was registered (on_interrupt() found nothing
+	 * parked) or since: answer now instead of parking. An interrupt after
+	 * this check finds the request parked. */
+	if (fuse_req_interrupted(req)) {
+		pthread_mutex_unlock(&lv->mu);
+		fuse_reply_err(req, EINTR);
+		return;
+	}
 	t->parked = req;
 	t->parked_size = size;
 	pthread_mutex_unlock(&lv->mu);
-	/* May call on_interrupt() at once if already interrupted; it takes
-	 * lv->mu, so it is called without it held. */
-	fuse_req_interrupt_func(req, on_interrupt, lv);
 }
 
 void rtfs_tail_poll(struct rtfs *fs, struct rtfs_tail *t, fuse_req_t req,
@@ -175,10 +201,19 @@ void rtfs_tail_poll(struct rtfs *fs, struct rtfs_tail *t, fuse_req_t req,
 	fuse_reply_poll(req, revents);
 }
 
+static void tail_free(struct rtfs *fs, struct rtfs_tail *t)
+{
+	if (t->ph)
+		fuse_pollhandle_destroy(t->ph);
+	rtfs_view_put(fs->vs, t->view);
+	free(t);
+}
+
 void rtfs_tail_release(struct rtfs *fs, struct rtfs_tail *t)
 {
 	struct rtfs_live *lv = fs->live;
 	fuse_req_t parked;
+	int busy;
 
 	if (!t)
 		return;
@@ -192,12 +227,13 @@ void rtfs_tail_release(struct rtfs *fs, struct rtfs_tail *t)
 	lv->ntails--;
 	parked = t->parked;
 	t->parked = NULL;
+	t->released = 1;
+	busy = t->busy;
 	pthread_mutex_unlock(&lv->mu);
 	if (parked)
 		fuse_reply_err(parked, EINTR);
-	if (t->ph)
-		fuse_pollhandle_destroy(t->ph);
-	free(t);
+	if (!busy)
+		tail_free(fs, t);
 }
 
 /* New blocks: answer parked reads, notify poll handles. */
@@ -211,6 +247,7 @@ static void serve_tails(struct rtfs *fs)
 		fuse_req_t req = NULL;
 		uint64_t from = 0;
 		size_t n = 0;
+		int gone;
 
 		pthread_mutex_lock(&lv->mu);
 		for (t = lv->tails; t; t = t->next) {
@@ -230,6 +267,8 @@ static void serve_tails(struct rtfs *fs)
 			}
 			ph = t->ph;
 			t->ph = NULL;
+			/* A release meanwhile leaves the freeing to us. */
+			t->busy++;
 			break;
 		}
 		pthread_mutex_unlock(&lv->mu);
@@ -241,6 +280,11 @@ static void serve_tails(struct rtfs *fs)
 			fuse_lowlevel_notify_poll(ph);
 			fuse_pollhandle_destroy(ph);
 		}
+		pthread_mutex_lock(&lv->mu);
+		gone = --t->busy == 0 && t->released;
+		pthread_mutex_unlock(&lv->mu);
+		if (gone)
+			tail_free(fs, t);
 	}
 }
 
@@ -455,9 +499,7 @@ void rtfs_live_stop(struct rtfs *fs)
 		lv->tails = t->next;
 		if (t->parked)
 			fuse_reply_err(t->parked, EINTR);
-		if (t->ph)
-			fuse_pollhandle_destroy(t->ph);
-		free(t);
+		tail_free(fs, t);
 	}
 	pthread_mutex_destroy(&lv->mu);
 	pthread_cond_destroy(&lv->kick);
