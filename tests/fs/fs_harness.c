@@ -17,13 +17,39 @@
 
 /* The test under check, mode "bad-daemon": a "daemon" that exits 66 on
  * SIGTERM; main returns 0. */
+static void exit66(int sig)
+{
+	(void)sig;
+	_exit(66);
+}
+
+/* Mode "fake-daemon": exits 66 on SIGTERM (a sanitizer's exit code). */
+_Noreturn static void fake_daemon(void)
+{
+	struct sigaction sa;
+	sigset_t none;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = exit66;
+	sigaction(SIGTERM, &sa, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (;;)
+		pause();
+}
+
 static int inner_bad_daemon(int argc, char **argv)
 {
-	char *sh[] = {"sh", "-c", "trap 'kill $! 2>/dev/null; exit 66' TERM; "
-				  "tail -f /dev/null & wait", NULL};
+	char *fake[] = {argv[0], argv[1], argv[2], argv[3], "fake-daemon", NULL};
+	sigset_t term, old;
 
 	t_setup("harness-a", argc, argv);
-	T.daemon = t_spawn_v(sh, NULL);
+	/* SIGTERM waits until the fake daemon has its handler. */
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_BLOCK, &term, &old);
+	T.daemon = t_spawn_v(fake, NULL);
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	CHECK(T.daemon > 0, "fork");
 	printf("dir %s\n", T.dir);
 	fflush(stdout);
@@ -118,6 +144,8 @@ int main(int argc, char **argv)
 	struct t_text out;
 	int st;
 
+	if (argc >= 5 && !strcmp(argv[4], "fake-daemon"))
+		fake_daemon();
 	if (argc >= 5 && !strcmp(argv[4], "bad-daemon"))
 		return inner_bad_daemon(argc, argv);
 	if (argc >= 5 && !strcmp(argv[4], "alarm"))

@@ -181,6 +181,22 @@ static int t_rm_tree(const char *path)
 	return err;
 }
 
+/* SIGKILL to every child of this process (its subreaper's orphans too). */
+static void t_kill_children(void)
+{
+	char path[64];
+	FILE *f;
+	int pid;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	while (fscanf(f, "%d", &pid) == 1)
+		kill(pid, SIGKILL);
+	fclose(f);
+}
+
 /*
  * The reaper: t_setup forks; the child runs the test, this process waits
  * for it, then (whatever killed it: an exit, a CHECK, a signal, SIGKILL)
@@ -210,9 +226,24 @@ static void t_reaper(pid_t test)
 	code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	if (WIFSIGNALED(st))
 		fprintf(stderr, "test killed by signal %d\n", WTERMSIG(st));
-	/* Orphaned daemons got SIGTERM from PDEATHSIG: reap them all. */
-	while ((p = wait(NULL)) > 0 || (p < 0 && errno == EINTR))
-		;
+	/* Orphaned daemons got SIGTERM from PDEATHSIG: reap them all; what
+	 * is still there after 20 s gets SIGKILL (the reaper never hangs). */
+	{
+		uint64_t deadline = t_now_ns() + 20ull * 1000000000;
+		int killed = 0;
+		for (;;) {
+			p = waitpid(-1, NULL, WNOHANG);
+			if (p < 0 && errno == ECHILD)
+				break;
+			if (p > 0)
+				continue;
+			if (!killed && t_now_ns() > deadline) {
+				t_kill_children();
+				killed = 1;
+			}
+			t_pause();
+		}
+	}
 	if (T.mnt[0] && t_maybe_mounted(T.mnt)) {
 		char *lazy[] = {"fusermount3", "-u", "-z", T.mnt, NULL};
 		t_wait(t_spawn_v(lazy, "/dev/null"));

@@ -15,7 +15,7 @@
 #define WRITERS 3
 #define READERS 4
 
-static volatile int stop_writers, stop_readers;
+static _Atomic int stop_writers, stop_readers;
 static const char *const svcs[WRITERS] = {"api", "auth", "billing"};
 static uint64_t written[WRITERS];
 
