@@ -94,10 +94,17 @@ int rtfs_filter_bytes(struct rtfs_model *m, struct rtfs_block *b, const struct r
 		}
 		return 0;
 	}
+	if (f->sid >= 0) {
+		const struct rtfs_svcrec *s = rtfs_block_svc(b, (uint32_t)f->sid);
+		for (int c = 0; s && c < RTFS_NCLS; c++)
+			if (f->sevmask & (1u << c)) {
+				*bytes += s->bytes[c];
+				*count += s->count[c];
+			}
+		return 0;
+	}
 	for (uint32_t i = 0; i < b->nsvc; i++) {
 		const struct rtfs_svcrec *s = &b->svc[i];
-		if (f->sid >= 0 && s->sid != (uint32_t)f->sid)
-			continue;
 		for (int c = 0; c < RTFS_NCLS; c++)
 			if (f->sevmask & (1u << c)) {
 				*bytes += s->bytes[c];
@@ -126,16 +133,24 @@ void rtfs_filter_for_block(const struct rtfs_block *b, const struct rtfs_filter 
 		if (inside)
 			out->h0 = out->h1 = 0;
 	}
-	for (uint32_t i = 0; i < b->nsvc; i++) {
-		const struct rtfs_svcrec *s = &b->svc[i];
-		int mine = out->sid < 0 || s->sid == (uint32_t)out->sid;
-		for (int c = 0; c < RTFS_NCLS; c++)
-			if (s->count[c]) {
-				if (mine)
-					present |= 1u << c;
-				else
+	if (out->sid >= 0) {
+		/* O(log n): the service's own classes; "only" if no other
+		 * service of the block has a record. */
+		const struct rtfs_svcrec *s = rtfs_block_svc(b, (uint32_t)out->sid);
+		for (int c = 0; s && c < RTFS_NCLS; c++)
+			if (s->count[c])
+				present |= 1u << c;
+		/* (Past 8 services, keep the service in the filter: the same
+		 * lines, without the sharing.) */
+		only = b->nsvc <= 8;
+		for (uint32_t j = 0; only && j < b->nsvc; j++)
+			for (int c = 0; c < RTFS_NCLS; c++)
+				if (&b->svc[j] != s && b->svc[j].count[c])
 					only = 0;
-			}
+	} else {
+		for (uint32_t i = 0; i < b->nsvc; i++)
+			for (int c = 0; c < RTFS_NCLS; c++)
+				present |= b->svc[i].count[c] ? 1u << c : 0;
 	}
 	if (out->sid >= 0 && only)
 		out->sid = -1;

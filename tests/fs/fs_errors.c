@@ -172,7 +172,26 @@ int main(int argc, char **argv)
 			t_pause();
 		}
 	}
-	CHECK_EQ(t_unmount(), 0);
 	printf("ok - mounted before SPOOL/state existed: follows the spooler once it does\n");
+
+	/* /stats names only a spooler that runs. */
+	{
+		pid_t was = T.daemon;
+		struct t_text st = t_read_file(t_path("stats"));
+		char want[64];
+		snprintf(want, sizeof(want), "\nspooler_pid %d\n", (int)was);
+		CHECK(strstr(st.p, want), "/stats while ringtaild %d runs:\n%s", (int)was, st.p);
+		CHECK(!strstr(st.p, "\nspooler_gone "), "gone while it runs");
+		t_text_free(&st);
+		CHECK_EQ(t_stop_daemon(), 0);
+		st = t_read_file(t_path("stats"));
+		snprintf(want, sizeof(want), "\nspooler_gone %d\n", (int)was);
+		CHECK(strstr(st.p, "\nspooler_pid 0\n") && strstr(st.p, want),
+		      "/stats after ringtaild %d exited:\n%s", (int)was, st.p);
+		t_text_free(&st);
+	}
+	printf("ok - /stats: spooler_pid of the running ringtaild; once it exits, spooler_pid 0 "
+	       "and spooler_gone PID\n");
+	CHECK_EQ(t_unmount(), 0);
 	return 0;
 }

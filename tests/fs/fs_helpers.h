@@ -144,7 +144,12 @@ static void t_cleanup(void)
  */
 static void t_on_signal(int sig)
 {
+	static const char msg[] = "test ended by a signal (SIGALRM: it hung)\n";
+
 	(void)sig;
+	if (write(2, msg, sizeof(msg) - 1) < 0) {
+		/* nothing to do */
+	}
 	if (T.fs > 0)
 		kill(T.fs, SIGTERM);
 	if (T.daemon > 0)
@@ -301,8 +306,8 @@ static inline void t_setup(const char *name, int argc, char **argv)
 	sigaction(SIGALRM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	setenv(RT_RING_ENV, T.ring, 1);
-	/* A hung test still cleans up. */
-	alarm(240);
+	/* A hung test still cleans up (RT_TEST_ALARM=SECONDS for big runs). */
+	alarm(getenv("RT_TEST_ALARM") ? (unsigned)atoi(getenv("RT_TEST_ALARM")) : 240);
 }
 
 /*
