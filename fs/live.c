@@ -26,6 +26,11 @@ struct rtfs_tail {
 	size_t parked_size;
 	struct fuse_pollhandle *ph;
 	int busy;                  /* the poller is sending to it (lv->mu) */
+	/* /tail/NAME of a service no block named yet: its name, until it
+	 * appears (then @view becomes its own; the empty one is kept in
+	 * @old_view until the end: a reader may still hold it). */
+	char name[RT_SERVICE_MAX + 1];
+	struct rtfs_view *old_view;
 	int released;              /* the file is closed: the last user frees */
 	struct rtfs_tail *prev, *next;
 };
@@ -53,6 +58,8 @@ static uint64_t mono_ns(void)
  * /tail
  * ------------------------------------------------------------------------ */
 
+static int resolve(struct rtfs *fs, struct rtfs_tail *t);
+
 int rtfs_tail_open(struct rtfs *fs, struct rtfs_node *n, int flags, struct rtfs_tail **out)
 {
 	struct rtfs_live *lv = fs->live;
@@ -62,6 +69,10 @@ int rtfs_tail_open(struct rtfs *fs, struct rtfs_node *n, int flags, struct rtfs_
 	if (!t)
 		return -ENOMEM;
 	t->node = n;
+	if (n->f.sid == RTFS_SID_NONE) {
+		const char *slash = strrchr(n->path, '/');
+		snprintf(t->name, sizeof(t->name), "%s", slash ? slash + 1 : n->path);
+	}
 	/* A reference of its own: the poller may still send from the view
 	 * after the file (and its node) is released. */
 	err = rtfs_view_get(fs->vs, &n->view->f, &t->view);
@@ -70,8 +81,12 @@ int rtfs_tail_open(struct rtfs *fs, struct rtfs_node *n, int flags, struct rtfs_
 		return err;
 	}
 	t->nonblock = (flags & O_NONBLOCK) != 0;
-	err = rtfs_view_update(fs->m, t->view);
+	err = resolve(fs, t);
+	if (!err)
+		err = rtfs_view_update(fs->m, t->view);
 	if (err < 0) {
+		if (t->old_view)
+			rtfs_view_put(fs->vs, t->old_view);
 		rtfs_view_put(fs->vs, t->view);
 		free(t);
 		return err;
@@ -90,6 +105,35 @@ int rtfs_tail_open(struct rtfs *fs, struct rtfs_node *n, int flags, struct rtfs_
 	return 0;
 }
 
+/*
+ * A /tail/NAME opened (or looked up) before service NAME existed: once a
+ * block names it, follow its own view from the start (every record of it
+ * came after the open). At open (lv->mu not needed: nobody else knows @t)
+ * and with lv->mu held later. @return 0, -ENOMEM.
+ */
+static int resolve(struct rtfs *fs, struct rtfs_tail *t)
+{
+	struct rtfs_filter f;
+	struct rtfs_view *v;
+	int sid, err;
+
+	if (!t->name[0])
+		return 0;
+	sid = rtfs_model_find_service(fs->m, t->name, strlen(t->name));
+	if (sid < 0)
+		return 0;
+	f = t->view->f;
+	f.sid = sid;
+	err = rtfs_view_get(fs->vs, &f, &v);
+	if (err)
+		return err;
+	t->old_view = t->view;
+	t->view = v;
+	t->pos = 0;
+	t->name[0] = '\0';
+	return 0;
+}
+
 /* Claim up to @size new bytes of @t: returns their start and sets *@n.
  * lv->mu held. */
 static uint64_t claim(struct rtfs_tail *t, uint64_t vsize, size_t size, size_t *n)
@@ -102,10 +146,10 @@ static uint64_t claim(struct rtfs_tail *t, uint64_t vsize, size_t size, size_t *
 }
 
 /* Send @n bytes of @t's view at @from (a range claimed above). */
-static void send_range(struct rtfs *fs, struct rtfs_tail *t, fuse_req_t req, uint64_t from,
+static void send_range(struct rtfs *fs, struct rtfs_view *v, fuse_req_t req, uint64_t from,
 		       size_t n)
 {
-	long r = rtfs_read_view(fs, req, t->view, from, n, NULL);
+	long r = rtfs_read_view(fs, req, v, from, n, NULL);
 
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
@@ -138,25 +182,34 @@ static void on_interrupt(fuse_req_t req, void *data)
 void rtfs_tail_read(struct rtfs *fs, struct rtfs_tail *t, fuse_req_t req, size_t size)
 {
 	struct rtfs_live *lv = fs->live;
+	struct rtfs_view *v;
 	uint64_t vsize, from;
 	size_t n;
 
 	rtfs_model_refresh(fs->m, 0);
-	if (rtfs_view_update(fs->m, t->view) < 0) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	vsize = rtfs_view_size(t->view);
 	/* Before the request can be parked: once parked (and lv->mu dropped)
 	 * the poller may reply to it, which frees it. Registering may call
 	 * on_interrupt() at once, which takes lv->mu: not held here. */
 	if (!t->nonblock)
 		fuse_req_interrupt_func(req, on_interrupt, lv);
 	pthread_mutex_lock(&lv->mu);
+	for (;;) {
+		resolve(fs, t);
+		v = t->view;
+		pthread_mutex_unlock(&lv->mu);
+		if (rtfs_view_update(fs->m, v) < 0) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		vsize = rtfs_view_size(v);
+		pthread_mutex_lock(&lv->mu);
+		if (t->view == v)
+			break;
+	}
 	from = claim(t, vsize, size, &n);
 	if (n) {
 		pthread_mutex_unlock(&lv->mu);
-		send_range(fs, t, req, from, n);
+		send_range(fs, v, req, from, n);
 		return;
 	}
 	if (t->nonblock || t->parked) {
@@ -185,8 +238,10 @@ void rtfs_tail_poll(struct rtfs *fs, struct rtfs_tail *t, fuse_req_t req,
 	unsigned revents = 0;
 
 	rtfs_model_refresh(fs->m, 0);
-	rtfs_view_update(fs->m, t->view);
 	pthread_mutex_lock(&lv->mu);
+	resolve(fs, t);
+	/* (Views only grow, and their own lock is brief.) */
+	rtfs_view_update(fs->m, t->view);
 	if (rtfs_view_size(t->view) > t->pos) {
 		revents = POLLIN | POLLRDNORM;
 		old = ph;
@@ -205,6 +260,8 @@ static void tail_free(struct rtfs *fs, struct rtfs_tail *t)
 {
 	if (t->ph)
 		fuse_pollhandle_destroy(t->ph);
+	if (t->old_view)
+		rtfs_view_put(fs->vs, t->old_view);
 	rtfs_view_put(fs->vs, t->view);
 	free(t);
 }
@@ -244,6 +301,7 @@ static void serve_tails(struct rtfs *fs)
 
 	for (;;) {
 		struct fuse_pollhandle *ph = NULL;
+		struct rtfs_view *v = NULL;
 		fuse_req_t req = NULL;
 		uint64_t from = 0;
 		size_t n = 0;
@@ -254,12 +312,14 @@ static void serve_tails(struct rtfs *fs)
 			uint64_t vsize;
 			if (!t->parked && !t->ph)
 				continue;
+			resolve(fs, t);
 			/* Views only grow under their own lock; this one is
 			 * brief (the index is already refreshed). */
 			rtfs_view_update(fs->m, t->view);
 			vsize = rtfs_view_size(t->view);
 			if (vsize <= t->pos)
 				continue;
+			v = t->view;
 			if (t->parked) {
 				req = t->parked;
 				t->parked = NULL;
@@ -275,7 +335,7 @@ static void serve_tails(struct rtfs *fs)
 		if (!t)
 			return;
 		if (req)
-			send_range(fs, t, req, from, n);
+			send_range(fs, v, req, from, n);
 		if (ph) {
 			fuse_lowlevel_notify_poll(ph);
 			fuse_pollhandle_destroy(ph);

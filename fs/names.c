@@ -290,11 +290,12 @@ static int child(struct rtfs *fs, struct rtfs_node *p, const char *name, struct 
 			return 0;
 		if (!rt_service_valid(name, strlen(name)))
 			return -ENOENT;
-		/* A service not seen yet can be followed before it logs. */
-		sid = rtfs_model_intern_service(fs->m, name, strlen(name));
-		if (sid < 0)
-			return sid;
-		t->f.sid = sid;
+		/* A service not seen yet can be followed before it logs; the
+		 * lookup takes nothing lasting (no entry in the service table:
+		 * every such name shares one empty view until the tail is read
+		 * and the service exists, live.c resolve()). */
+		sid = rtfs_model_find_service(fs->m, name, strlen(name));
+		t->f.sid = sid >= 0 ? sid : RTFS_SID_NONE;
 		return 0;
 	default:
 		return -ENOTDIR;

@@ -67,6 +67,8 @@ int rtfs_filter_bytes(struct rtfs_model *m, struct rtfs_block *b, const struct r
 		      uint64_t *bytes, uint64_t *count)
 {
 	*bytes = *count = 0;
+	if (f->sid == RTFS_SID_NONE)
+		return 0;
 	if (f->hid >= 0 && b->hid != (uint32_t)f->hid)
 		return 0;
 	if (f->since && b->first_seq + b->nrec <= f->since)
