@@ -174,6 +174,33 @@ int main(int argc, char **argv)
 	}
 	printf("ok - mounted before SPOOL/state existed: follows the spooler once it does\n");
 
+	/* A second ringtailfs on the mount point is refused, and does not
+	 * stack: one mount there still, and it works. */
+	{
+		char cmd[1024], line[4096];
+		struct t_text out;
+		int st, mounts = 0;
+		FILE *f;
+		snprintf(cmd, sizeof(cmd), "timeout 10 '%s' '%s' '%s' -f 2>&1", T.ringtailfs,
+			 T.spool, T.mnt);
+		out = t_sh(cmd, &st);
+		CHECK_EQ(st, 1);
+		CHECK(strstr(out.p, "already a ringtail mount"), "second mount said: %s", out.p);
+		t_text_free(&out);
+		f = fopen("/proc/self/mountinfo", "re");
+		CHECK(f != NULL, "mountinfo");
+		while (fgets(line, sizeof(line), f))
+			if (strstr(line, T.mnt))
+				mounts++;
+		fclose(f);
+		CHECK_EQ(mounts, 1);
+		out = t_read_file(t_path("all"));
+		CHECK(strstr(out.p, "after the state came"), "the first mount broke");
+		t_text_free(&out);
+	}
+	printf("ok - a second ringtailfs on a ringtail mount: exit 1, 'already a ringtail mount', "
+	       "nothing stacked\n");
+
 	/* /stats names only a spooler that runs. */
 	{
 		pid_t was = T.daemon;
