@@ -52,7 +52,8 @@ static const struct fuse_opt cfg_opts[] = {
 static const char usage[] =
 	"usage: ringtailfs SPOOL_DIR MOUNTPOINT [-f] [-s] [-d] [-o OPTION[,OPTION...]]\n"
 	"Shows a ringtail spool (or a central server's spools) as read-only text files:\n"
-	"/by-service/NAME, /by-trace/ID, /tail/NAME, /errors, /by-day, /by-hour, /since/SEQ,\n"
+	"/by-service/NAME, /by-trace/ID, /tail/by-service/NAME, /errors, /by-day, /by-hour,\n"
+	"/since/SEQ (services only ever under a by-service/ directory),\n"
 	"/stats (docs/fs.md). Always read-only with default_permissions; files get the spool\n"
 	"directory's owner, group and read permissions. Only the mounting user can read the\n"
 	"mount unless -o allow_other (or allow_root) is given. A mount point that is\n"

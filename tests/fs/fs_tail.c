@@ -154,7 +154,7 @@ int main(int argc, char **argv)
 	memset(&rall, 0, sizeof(rall));
 	pthread_mutex_init(&ra.mu, NULL);
 	pthread_mutex_init(&rall.mu, NULL);
-	ra.path = t_path("tail/api");
+	ra.path = t_path("tail/by-service/api");
 	ra.want = "hello from api";
 	rall.path = t_path("tail/all");
 	rall.want = "hello from api";
@@ -178,7 +178,7 @@ int main(int argc, char **argv)
 	       (double)(ra.got_ns - t0) / 1e6);
 
 	/* O_NONBLOCK, poll(), select(). */
-	fd = open(t_path("tail/billing"), O_RDONLY | O_NONBLOCK);
+	fd = open(t_path("tail/by-service/billing"), O_RDONLY | O_NONBLOCK);
 	CHECK(fd >= 0, "open tail/billing: %s", strerror(errno));
 	{
 		char buf[4096];
@@ -211,10 +211,10 @@ int main(int argc, char **argv)
 
 	/* A reader killed while it waits. */
 	{
-		char *catv[] = {"cat", (char *)t_path("tail/api"), NULL};
+		char *catv[] = {"cat", (char *)t_path("tail/by-service/api"), NULL};
 		uint64_t deadline = t_now_ns() + 5ull * 1000000000;
 		pid_t pid = t_spawn_v(catv, "/dev/null");
-		while (!has_open(pid, t_path("tail/api"))) {
+		while (!has_open(pid, t_path("tail/by-service/api"))) {
 			CHECK(t_now_ns() < deadline, "cat did not open tail/api");
 			t_pause();
 		}
@@ -249,7 +249,7 @@ int main(int argc, char **argv)
 				memset(&sa, 0, sizeof(sa));
 				sa.sa_handler = on_usr1; /* no SA_RESTART: read says EINTR */
 				sigaction(SIGUSR1, &sa, NULL);
-				fd2 = open(t_path("tail/api"), O_RDONLY);
+				fd2 = open(t_path("tail/by-service/api"), O_RDONLY);
 				if (fd2 < 0 || write(pfd[1], "o", 1) != 1)
 					_exit(3);
 				r = read(fd2, b, sizeof(b));
@@ -296,14 +296,14 @@ int main(int argc, char **argv)
 		int lfd;
 		ssize_t r;
 		for (int i = 0; i < 33000; i++) {
-			snprintf(rel, sizeof(rel), "tail/nobody-%05d", i);
+			snprintf(rel, sizeof(rel), "tail/by-service/nobody-%05d", i);
 			CHECK(stat(t_path(rel), &sb) == 0, "stat %s: %s", rel, strerror(errno));
 		}
 		st1 = t_read_file(t_path("stats"));
 		p1 = strstr(st1.p, "\nservices ");
 		CHECK(p0 && p1 && strtoul(p0 + 10, NULL, 10) == strtoul(p1 + 10, NULL, 10),
 		      "/stats services before %s, after %s", p0 ? p0 + 10 : "?", p1 ? p1 + 10 : "?");
-		lfd = open(t_path("tail/late-comer"), O_RDONLY);
+		lfd = open(t_path("tail/by-service/late-comer"), O_RDONLY);
 		CHECK(lfd >= 0, "open tail/late-comer: %s", strerror(errno));
 		say("late-comer", "here at last");
 		r = read(lfd, buf, sizeof(buf) - 1);
