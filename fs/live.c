@@ -206,6 +206,8 @@ void rtfs_tail_read(struct rtfs *fs, struct rtfs_tail *t, fuse_req_t req, size_t
 		if (t->view == v)
 			break;
 	}
+	/* (entry lookups under v->mu, taken inside lv->mu as elsewhere) */
+	t->pos = rtfs_view_skip_removed(fs->m, v, t->pos);
 	from = claim(t, vsize, size, &n);
 	if (n) {
 		pthread_mutex_unlock(&lv->mu);
@@ -320,6 +322,7 @@ static void serve_tails(struct rtfs *fs)
 			if (vsize <= t->pos)
 				continue;
 			v = t->view;
+			t->pos = rtfs_view_skip_removed(fs->m, t->view, t->pos);
 			if (t->parked) {
 				req = t->parked;
 				t->parked = NULL;

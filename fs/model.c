@@ -272,9 +272,10 @@ int rtfs_block_decode(struct rtfs_model *m, struct rtfs_block *b, const struct r
 	if (!sc)
 		return -ENOMEM;
 	pthread_rwlock_rdlock(&sg->lock);
-	err = rt_seg_read_body(sg->s, b->idx, &sc->body);
+	/* Removed by retention: its file is closed; not damage. */
+	err = sg->removed ? -ENODATA : rt_seg_read_body(sg->s, b->idx, &sc->body);
 	pthread_rwlock_unlock(&sg->lock);
-	if (err == -ENOMEM)
+	if (err == -ENOMEM || err == -ENODATA)
 		return err;
 	if (err) {
 		rtfs_model_damaged(m, b,
@@ -324,9 +325,10 @@ void rtfs_block_willneed(struct rtfs_block *b)
 	pthread_rwlock_rdlock(&b->seg->lock);
 	off = b->seg->s->blocks[b->idx].data_off;
 	len = b->seg->s->blocks[b->idx].data_len;
-	pthread_rwlock_unlock(&b->seg->lock);
 	/* Only a hint: the read that follows checks everything. */
-	(void)posix_fadvise(b->seg->fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
+	if (!b->seg->removed)
+		(void)posix_fadvise(b->seg->fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
+	pthread_rwlock_unlock(&b->seg->lock);
 }
 
 int rtfs_block_check(struct rtfs_model *m, struct rtfs_block *b)
@@ -345,6 +347,12 @@ int rtfs_block_check(struct rtfs_model *m, struct rtfs_block *b)
 	buf = malloc(len);
 	if (!buf)
 		return -ENOMEM;
+	pthread_rwlock_rdlock(&b->seg->lock);
+	if (b->seg->removed) {
+		pthread_rwlock_unlock(&b->seg->lock);
+		free(buf);
+		return -ENODATA;
+	}
 	while (done < len) {
 		ssize_t r = pread(b->seg->fd, buf + done, len - done, (off_t)(off + done));
 		if (r < 0 && errno == EINTR)
@@ -355,6 +363,7 @@ int rtfs_block_check(struct rtfs_model *m, struct rtfs_block *b)
 		}
 		done += (size_t)r;
 	}
+	pthread_rwlock_unlock(&b->seg->lock);
 	if (!bad && XXH3_64bits(buf, len) != sum)
 		bad = 1;
 	free(buf);
@@ -594,6 +603,27 @@ static void seg_free(struct rtfs_seg *sg)
 	free(sg);
 }
 
+/*
+ * @sg left the spool (retention, quarantine): close its file at once, so
+ * its disk space is freed while mounted. Its index stays (file sizes and
+ * offsets never change); a read of its blocks is -ENODATA from now on.
+ * Called under m->mu; the write lock waits for readers of its file.
+ */
+static void seg_release(struct rtfs_seg *sg)
+{
+	pthread_rwlock_wrlock(&sg->lock);
+	/* Release: /stats and the cache read it without the lock. */
+	__atomic_store_n(&sg->removed, 1, __ATOMIC_RELEASE);
+	sg->done = 1;
+	if (sg->fd >= 0) {
+		close(sg->fd);
+		sg->fd = -1;
+	}
+	if (sg->s)
+		sg->s->fd = -1;
+	pthread_rwlock_unlock(&sg->lock);
+}
+
 static int seg_new(struct rtfs_spool *sp, uint64_t name, struct rtfs_seg **out)
 {
 	pthread_rwlockattr_t a;
@@ -627,7 +657,7 @@ static int seg_scan(struct rtfs_model *m, struct rtfs_seg *sg, uint64_t limit, i
 		if (sg->fd < 0) {
 			err = -errno;
 			if (err == -ENOENT)
-				sg->removed = 1;
+				__atomic_store_n(&sg->removed, 1, __ATOMIC_RELEASE);
 			return err;
 		}
 	}
@@ -742,8 +772,8 @@ static int spool_list(struct rtfs_spool *sp, int have, uint64_t upto)
 	for (size_t i = 0; i < sp->nsegs; i++) {
 		while (j < (size_t)n && names[j] < sp->segs[i]->name)
 			j++;
-		if (j >= (size_t)n || names[j] != sp->segs[i]->name)
-			sp->segs[i]->removed = 1;
+		if ((j >= (size_t)n || names[j] != sp->segs[i]->name) && !sp->segs[i]->removed)
+			seg_release(sp->segs[i]);
 	}
 	for (int i = 0; i < n; i++) {
 		if (sp->nsegs && names[i] <= last)

@@ -141,7 +141,7 @@ int rtfs_stats_text(struct rtfs *fs, int32_t hid, char **out, size_t *len)
 	struct hostsum all;
 	struct rtfs_cache_stats cs;
 	struct text t = {0};
-	uint64_t pid = 0, dseg = 0, dblk = 0;
+	uint64_t pid = 0, dseg = 0, dblk = 0, removed = 0;
 
 	if (!ss || !hs) {
 		free(ss);
@@ -154,6 +154,11 @@ int rtfs_stats_text(struct rtfs *fs, int32_t hid, char **out, size_t *len)
 		struct hostsum *h = &hs[b->hid];
 		if (hid >= 0 && b->hid != (uint32_t)hid)
 			continue;
+		/* Removed by retention: no longer in the spool. */
+		if (__atomic_load_n(&b->seg->removed, __ATOMIC_ACQUIRE)) {
+			removed += b->nrec;
+			continue;
+		}
 		h->records += b->nrec;
 		h->drops += b->loss_records;
 		h->lost += b->lost;
@@ -216,6 +221,7 @@ int rtfs_stats_text(struct rtfs *fs, int32_t hid, char **out, size_t *len)
 	put_time(&t, "newest", all.tmax);
 	put(&t, "damaged_segments %" PRIu64 "\n", dseg);
 	put(&t, "damaged_blocks %" PRIu64 "\n", dblk);
+	put(&t, "records_removed %" PRIu64 "\n", removed);
 	put(&t, "overflow %" PRIu64 "\n", __atomic_load_n(&m->overflow, __ATOMIC_RELAXED));
 	/* Only a spooler that runs: a pid left in SPOOL/state by one that
 	 * is gone (or now another program's) is shown as gone. */

@@ -339,6 +339,19 @@ uint32_t rtfs_view_entry_at(const struct rtfs_view *v, uint64_t off)
 	return lo;
 }
 
+uint64_t rtfs_view_skip_removed(struct rtfs_model *m, struct rtfs_view *v, uint64_t off)
+{
+	pthread_mutex_lock(&v->mu);
+	for (uint32_t i = rtfs_view_entry_at(v, off); i < v->n; i++) {
+		const struct rtfs_block *b = rtfs_model_block(m, v->e[i].gid);
+		if (!__atomic_load_n(&b->seg->removed, __ATOMIC_ACQUIRE))
+			break;
+		off = v->e[i].off + v->e[i].len;
+	}
+	pthread_mutex_unlock(&v->mu);
+	return off;
+}
+
 int rtfs_view_pieces(struct rtfs_view *v, uint64_t off, uint64_t len, struct rtfs_piece *out,
 		     int max)
 {

@@ -136,6 +136,11 @@ uint64_t rtfs_view_size(struct rtfs_view *v);
 int rtfs_view_pieces(struct rtfs_view *v, uint64_t off, uint64_t len, struct rtfs_piece *out,
 		     int max);
 
+/* rtfs_view_skip_removed - @off, or past the entries from @off on whose
+ * blocks retention removed (a follower that fell behind goes on from the
+ * first block still there). */
+uint64_t rtfs_view_skip_removed(struct rtfs_model *m, struct rtfs_view *v, uint64_t off);
+
 /* rtfs_view_entry_at - the entry index holding offset @off (callers hold
  * v->mu), or v->n. */
 uint32_t rtfs_view_entry_at(const struct rtfs_view *v, uint64_t off);

@@ -81,8 +81,11 @@ static inline int t_unmount(void)
 	if (T.fs <= 0)
 		return -1;
 	if (t_wait(t_spawn_v(argv, "/dev/null")) != 0) {
+		/* Busy (perhaps by a file this test still holds): detach it
+		 * and tell ringtailfs to end, which it does with exit 0. */
 		char *lazy[] = {"fusermount3", "-u", "-z", T.mnt, NULL};
 		t_wait(t_spawn_v(lazy, "/dev/null"));
+		kill(T.fs, SIGTERM);
 	}
 	st = t_wait(T.fs);
 	T.fs = 0;
