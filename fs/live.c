@@ -25,6 +25,13 @@ struct rtfs_tail {
 	fuse_req_t parked;         /* a read waiting for data */
 	size_t parked_size;
 	struct fuse_pollhandle *ph;
+	int busy;                  /* the poller is sending to it (lv->mu) */
+	/* /tail/NAME of a service no block named yet: its name, until it
+	 * appears (then @view becomes its own; the empty one is kept in
+	 * @old_view until the end: a reader may still hold it). */
+	char name[RT_SERVICE_MAX + 1];
+	struct rtfs_view *old_view;
+	int released;              /* the file is closed: the last user frees */
 	struct rtfs_tail *prev, *next;
 };
 
@@ -51,6 +58,8 @@ static uint64_t mono_ns(void)
  * /tail
  * ------------------------------------------------------------------------ */
 
+static int resolve(struct rtfs *fs, struct rtfs_tail *t);
+
 int rtfs_tail_open(struct rtfs *fs, struct rtfs_node *n, int flags, struct rtfs_tail **out)
 {
 	struct rtfs_live *lv = fs->live;
@@ -60,10 +69,25 @@ int rtfs_tail_open(struct rtfs *fs, struct rtfs_node *n, int flags, struct rtfs_
 	if (!t)
 		return -ENOMEM;
 	t->node = n;
-	t->view = n->view;
+	if (n->f.sid == RTFS_SID_NONE) {
+		const char *slash = strrchr(n->path, '/');
+		snprintf(t->name, sizeof(t->name), "%s", slash ? slash + 1 : n->path);
+	}
+	/* A reference of its own: the poller may still send from the view
+	 * after the file (and its node) is released. */
+	err = rtfs_view_get(fs->vs, &n->view->f, &t->view);
+	if (err) {
+		free(t);
+		return err;
+	}
 	t->nonblock = (flags & O_NONBLOCK) != 0;
-	err = rtfs_view_update(fs->m, t->view);
+	err = resolve(fs, t);
+	if (!err)
+		err = rtfs_view_update(fs->m, t->view);
 	if (err < 0) {
+		if (t->old_view)
+			rtfs_view_put(fs->vs, t->old_view);
+		rtfs_view_put(fs->vs, t->view);
 		free(t);
 		return err;
 	}
@@ -81,6 +105,35 @@ int rtfs_tail_open(struct rtfs *fs, struct rtfs_node *n, int flags, struct rtfs_
 	return 0;
 }
 
+/*
+ * A /tail/NAME opened (or looked up) before service NAME existed: once a
+ * block names it, follow its own view from the start (every record of it
+ * came after the open). At open (lv->mu not needed: nobody else knows @t)
+ * and with lv->mu held later. @return 0, -ENOMEM.
+ */
+static int resolve(struct rtfs *fs, struct rtfs_tail *t)
+{
+	struct rtfs_filter f;
+	struct rtfs_view *v;
+	int sid, err;
+
+	if (!t->name[0])
+		return 0;
+	sid = rtfs_model_find_service(fs->m, t->name, strlen(t->name));
+	if (sid < 0)
+		return 0;
+	f = t->view->f;
+	f.sid = sid;
+	err = rtfs_view_get(fs->vs, &f, &v);
+	if (err)
+		return err;
+	t->old_view = t->view;
+	t->view = v;
+	t->pos = 0;
+	t->name[0] = '\0';
+	return 0;
+}
+
 /* Claim up to @size new bytes of @t: returns their start and sets *@n.
  * lv->mu held. */
 static uint64_t claim(struct rtfs_tail *t, uint64_t vsize, size_t size, size_t *n)
@@ -93,15 +146,22 @@ static uint64_t claim(struct rtfs_tail *t, uint64_t vsize, size_t size, size_t *
 }
 
 /* Send @n bytes of @t's view at @from (a range claimed above). */
-static void send_range(struct rtfs *fs, struct rtfs_tail *t, fuse_req_t req, uint64_t from,
+static void send_range(struct rtfs *fs, struct rtfs_view *v, fuse_req_t req, uint64_t from,
 		       size_t n)
 {
-	long r = rtfs_read_view(fs, req, t->view, from, n, NULL);
+	long r = rtfs_read_view(fs, req, v, from, n, NULL);
 
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
 }
 
+/*
+ * The kernel interrupted a read (its reader got a signal). Called by libfuse
+ * with the request's own lock held, from fuse_req_interrupt_func() itself
+ * when the request was interrupted before it was registered: then the read
+ * is not parked yet, nothing is replied here, and rtfs_tail_read() sees
+ * fuse_req_interrupted() under lv->mu instead.
+ */
 static void on_interrupt(fuse_req_t req, void *data)
 {
 	struct rtfs_live *lv = data;
@@ -122,20 +182,36 @@ static void on_interrupt(fuse_req_t req, void *data)
 void rtfs_tail_read(struct rtfs *fs, struct rtfs_tail *t, fuse_req_t req, size_t size)
 {
 	struct rtfs_live *lv = fs->live;
+	struct rtfs_view *v;
 	uint64_t vsize, from;
 	size_t n;
 
 	rtfs_model_refresh(fs->m, 0);
-	if (rtfs_view_update(fs->m, t->view) < 0) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	vsize = rtfs_view_size(t->view);
+	/* Before the request can be parked: once parked (and lv->mu dropped)
+	 * the poller may reply to it, which frees it. Registering may call
+	 * on_interrupt() at once, which takes lv->mu: not held here. */
+	if (!t->nonblock)
+		fuse_req_interrupt_func(req, on_interrupt, lv);
 	pthread_mutex_lock(&lv->mu);
+	for (;;) {
+		resolve(fs, t);
+		v = t->view;
+		pthread_mutex_unlock(&lv->mu);
+		if (rtfs_view_update(fs->m, v) < 0) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		vsize = rtfs_view_size(v);
+		pthread_mutex_lock(&lv->mu);
+		if (t->view == v)
+			break;
+	}
+	/* (entry lookups under v->mu, taken inside lv->mu as elsewhere) */
+	t->pos = rtfs_view_skip_removed(fs->m, v, t->pos);
 	from = claim(t, vsize, size, &n);
 	if (n) {
 		pthread_mutex_unlock(&lv->mu);
-		send_range(fs, t, req, from, n);
+		send_range(fs, v, req, from, n);
 		return;
 	}
 	if (t->nonblock || t->parked) {
@@ -143,12 +219,17 @@ void rtfs_tail_read(struct rtfs *fs, struct rtfs_tail *t, fuse_req_t req, size_t
 		fuse_reply_err(req, EAGAIN);
 		return;
 	}
+	/* Interrupted before it was registered (on_interrupt() found nothing
+	 * parked) or since: answer now instead of parking. An interrupt after
+	 * this check finds the request parked. */
+	if (fuse_req_interrupted(req)) {
+		pthread_mutex_unlock(&lv->mu);
+		fuse_reply_err(req, EINTR);
+		return;
+	}
 	t->parked = req;
 	t->parked_size = size;
 	pthread_mutex_unlock(&lv->mu);
-	/* May call on_interrupt() at once if already interrupted; it takes
-	 * lv->mu, so it is called without it held. */
-	fuse_req_interrupt_func(req, on_interrupt, lv);
 }
 
 void rtfs_tail_poll(struct rtfs *fs, struct rtfs_tail *t, fuse_req_t req,
@@ -159,8 +240,10 @@ void rtfs_tail_poll(struct rtfs *fs, struct rtfs_tail *t, fuse_req_t req,
 	unsigned revents = 0;
 
 	rtfs_model_refresh(fs->m, 0);
-	rtfs_view_update(fs->m, t->view);
 	pthread_mutex_lock(&lv->mu);
+	resolve(fs, t);
+	/* (Views only grow, and their own lock is brief.) */
+	rtfs_view_update(fs->m, t->view);
 	if (rtfs_view_size(t->view) > t->pos) {
 		revents = POLLIN | POLLRDNORM;
 		old = ph;
@@ -175,10 +258,21 @@ void rtfs_tail_poll(struct rtfs *fs, struct rtfs_tail *t, fuse_req_t req,
 	fuse_reply_poll(req, revents);
 }
 
+static void tail_free(struct rtfs *fs, struct rtfs_tail *t)
+{
+	if (t->ph)
+		fuse_pollhandle_destroy(t->ph);
+	if (t->old_view)
+		rtfs_view_put(fs->vs, t->old_view);
+	rtfs_view_put(fs->vs, t->view);
+	free(t);
+}
+
 void rtfs_tail_release(struct rtfs *fs, struct rtfs_tail *t)
 {
 	struct rtfs_live *lv = fs->live;
 	fuse_req_t parked;
+	int busy;
 
 	if (!t)
 		return;
@@ -192,12 +286,13 @@ void rtfs_tail_release(struct rtfs *fs, struct rtfs_tail *t)
 	lv->ntails--;
 	parked = t->parked;
 	t->parked = NULL;
+	t->released = 1;
+	busy = t->busy;
 	pthread_mutex_unlock(&lv->mu);
 	if (parked)
 		fuse_reply_err(parked, EINTR);
-	if (t->ph)
-		fuse_pollhandle_destroy(t->ph);
-	free(t);
+	if (!busy)
+		tail_free(fs, t);
 }
 
 /* New blocks: answer parked reads, notify poll handles. */
@@ -208,21 +303,26 @@ static void serve_tails(struct rtfs *fs)
 
 	for (;;) {
 		struct fuse_pollhandle *ph = NULL;
+		struct rtfs_view *v = NULL;
 		fuse_req_t req = NULL;
 		uint64_t from = 0;
 		size_t n = 0;
+		int gone;
 
 		pthread_mutex_lock(&lv->mu);
 		for (t = lv->tails; t; t = t->next) {
 			uint64_t vsize;
 			if (!t->parked && !t->ph)
 				continue;
+			resolve(fs, t);
 			/* Views only grow under their own lock; this one is
 			 * brief (the index is already refreshed). */
 			rtfs_view_update(fs->m, t->view);
 			vsize = rtfs_view_size(t->view);
 			if (vsize <= t->pos)
 				continue;
+			v = t->view;
+			t->pos = rtfs_view_skip_removed(fs->m, t->view, t->pos);
 			if (t->parked) {
 				req = t->parked;
 				t->parked = NULL;
@@ -230,17 +330,24 @@ static void serve_tails(struct rtfs *fs)
 			}
 			ph = t->ph;
 			t->ph = NULL;
+			/* A release meanwhile leaves the freeing to us. */
+			t->busy++;
 			break;
 		}
 		pthread_mutex_unlock(&lv->mu);
 		if (!t)
 			return;
 		if (req)
-			send_range(fs, t, req, from, n);
+			send_range(fs, v, req, from, n);
 		if (ph) {
 			fuse_lowlevel_notify_poll(ph);
 			fuse_pollhandle_destroy(ph);
 		}
+		pthread_mutex_lock(&lv->mu);
+		gone = --t->busy == 0 && t->released;
+		pthread_mutex_unlock(&lv->mu);
+		if (gone)
+			tail_free(fs, t);
 	}
 }
 
@@ -455,9 +562,7 @@ void rtfs_live_stop(struct rtfs *fs)
 		lv->tails = t->next;
 		if (t->parked)
 			fuse_reply_err(t->parked, EINTR);
-		if (t->ph)
-			fuse_pollhandle_destroy(t->ph);
-		free(t);
+		tail_free(fs, t);
 	}
 	pthread_mutex_destroy(&lv->mu);
 	pthread_cond_destroy(&lv->kick);

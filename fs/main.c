@@ -52,10 +52,12 @@ static const struct fuse_opt cfg_opts[] = {
 static const char usage[] =
 	"usage: ringtailfs SPOOL_DIR MOUNTPOINT [-f] [-s] [-d] [-o OPTION[,OPTION...]]\n"
 	"Shows a ringtail spool (or a central server's spools) as read-only text files:\n"
-	"/by-service/NAME, /by-trace/ID, /tail/NAME, /errors, /by-day, /by-hour, /since/SEQ,\n"
+	"/by-service/NAME, /by-trace/ID, /tail/by-service/NAME, /errors, /by-day, /by-hour,\n"
+	"/since/SEQ (services only ever under a by-service/ directory),\n"
 	"/stats (docs/fs.md). Always read-only with default_permissions; files get the spool\n"
 	"directory's owner, group and read permissions. Only the mounting user can read the\n"
-	"mount unless -o allow_other (or allow_root) is given.\n"
+	"mount unless -o allow_other (or allow_root) is given. A mount point that is\n"
+	"already a ringtail mount is refused.\n"
 	"\n"
 	"  -f                 stay in the foreground\n"
 	"  -s                 one thread\n"
@@ -119,6 +121,46 @@ static const char *why(int err)
 	default:
 		return strerror(-err);
 	}
+}
+
+/* Is the last mount on @mnt (a real path) a ringtailfs? From
+ * /proc/self/mountinfo: "ID PARENT MAJ:MIN ROOT MOUNTPOINT ... - TYPE ...",
+ * the mount point with octal escapes (\040 for a space). */
+static int ringtail_mounted(const char *mnt)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+	int found = 0;
+
+	if (!f)
+		return 0;
+	while (getline(&line, &cap, f) > 0) {
+		char *mp, *sep, *w, *r;
+		int pos = 0;
+		if (sscanf(line, "%*u %*u %*u:%*u %*s %n", &pos) != 0 || !pos)
+			continue;
+		mp = line + pos;
+		sep = strchr(mp, ' ');
+		if (!sep)
+			continue;
+		*sep = '\0';
+		for (w = r = mp; *r; r++) {
+			if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' &&
+			    r[2] <= '7' && r[3] >= '0' && r[3] <= '7') {
+				*w++ = (char)((r[1] - '0') << 6 | (r[2] - '0') << 3 | (r[3] - '0'));
+				r += 3;
+			} else {
+				*w++ = *r;
+			}
+		}
+		*w = '\0';
+		if (!strcmp(mp, mnt))
+			found = strstr(sep + 1, " - fuse.ringtailfs ") != NULL;
+	}
+	free(line);
+	fclose(f);
+	return found;
 }
 
 static long ncpus(void)
@@ -217,6 +259,18 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	/* Never a second ringtailfs stacked on one. */
+	{
+		char *real = realpath(o.mountpoint, NULL);
+		if (real && ringtail_mounted(real)) {
+			fprintf(stderr,
+				"ringtailfs: %s: already a ringtail mount (fusermount3 -u %s first)\n",
+				o.mountpoint, o.mountpoint);
+			free(real);
+			goto out;
+		}
+		free(real);
+	}
 	/* The spool first: a clear error, never a mount that hangs. */
 	if (stat(c.spool, &st) < 0) {
 		fprintf(stderr, "ringtailfs: %s: %s\n", c.spool, why(-errno));

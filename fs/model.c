@@ -134,30 +134,64 @@ void rtfs_model_damaged(struct rtfs_model *m, struct rtfs_block *b, const char *
  * Services and hosts
  * ------------------------------------------------------------------------ */
 
-#define SVC_SLOTS (2 * RTFS_MAX_SERVICES)
-
 int rtfs_model_find_service(const struct rtfs_model *m, const char *name, size_t len)
 {
-	uint32_t h = (uint32_t)XXH3_64bits(name, len) & (SVC_SLOTS - 1);
+	/* Acquire: pairs with the release store of a new table. */
+	const struct rtfs_svc_hash *t = __atomic_load_n(&m->svc_hash, __ATOMIC_ACQUIRE);
+	uint32_t h;
 
+	if (!t)
+		return -1;
+	h = (uint32_t)XXH3_64bits(name, len) & t->mask;
 	for (;;) {
 		/* Acquire: pairs with the release store of the slot in
 		 * intern_service(), after the name was written. */
-		uint32_t v = __atomic_load_n(&m->svc_slots[h], __ATOMIC_ACQUIRE);
+		uint32_t v = __atomic_load_n(&t->slots[h], __ATOMIC_ACQUIRE);
 		const struct rtfs_service *s;
 		if (!v)
 			return -1;
 		s = rtfs_model_service(m, v - 1);
 		if (s->len == len && !memcmp(s->name, name, len))
 			return (int)(v - 1);
-		h = (h + 1) & (SVC_SLOTS - 1);
+		h = (h + 1) & t->mask;
 	}
+}
+
+static void hash_put(struct rtfs_svc_hash *t, const char *name, size_t len, uint32_t sid)
+{
+	uint32_t h = (uint32_t)XXH3_64bits(name, len) & t->mask;
+
+	while (t->slots[h])
+		h = (h + 1) & t->mask;
+	/* Release: the name is visible before the slot points at it. */
+	__atomic_store_n(&t->slots[h], sid + 1, __ATOMIC_RELEASE);
+}
+
+/* A table for at least 2 * @n services, holding the first @n. Under m->mu. */
+static int hash_grow(struct rtfs_model *m, uint32_t n)
+{
+	uint64_t size = 1024;
+	struct rtfs_svc_hash *t;
+
+	while (size < 2ull * n + 2)
+		size *= 2;
+	t = calloc(1, sizeof(*t) + size * sizeof(t->slots[0]));
+	if (!t)
+		return -ENOMEM;
+	t->mask = (uint32_t)(size - 1);
+	for (uint32_t sid = 0; sid < n; sid++) {
+		const struct rtfs_service *s = rtfs_model_service(m, sid);
+		hash_put(t, s->name, s->len, sid);
+	}
+	t->older = m->svc_hash;
+	__atomic_store_n(&m->svc_hash, t, __ATOMIC_RELEASE);
+	return 0;
 }
 
 /* The id of @name, adding it. Called under m->mu only. -1 when full. */
 static int intern_service(struct rtfs_model *m, const char *name, size_t len)
 {
-	uint32_t h, sid;
+	uint32_t sid;
 	struct rtfs_service *s;
 	int found = rtfs_model_find_service(m, name, len);
 
@@ -166,6 +200,10 @@ static int intern_service(struct rtfs_model *m, const char *name, size_t len)
 	sid = m->nsvc;
 	if (sid >= RTFS_MAX_SERVICES || len > RT_SERVICE_MAX)
 		return -1;
+	if (!m->svc_hash || 2ull * (sid + 1) > (uint64_t)m->svc_hash->mask + 1) {
+		if (hash_grow(m, sid) < 0)
+			return -1;
+	}
 	if (!m->svc_chunks[sid >> 10]) {
 		m->svc_chunks[sid >> 10] = calloc(1024, sizeof(struct rtfs_service));
 		if (!m->svc_chunks[sid >> 10])
@@ -176,11 +214,7 @@ static int intern_service(struct rtfs_model *m, const char *name, size_t len)
 	s->name[len] = '\0';
 	s->len = (uint8_t)len;
 	__atomic_store_n(&m->nsvc, sid + 1, __ATOMIC_RELEASE);
-	h = (uint32_t)XXH3_64bits(name, len) & (SVC_SLOTS - 1);
-	while (m->svc_slots[h])
-		h = (h + 1) & (SVC_SLOTS - 1);
-	/* Release: the name above is visible before the slot points at it. */
-	__atomic_store_n(&m->svc_slots[h], sid + 1, __ATOMIC_RELEASE);
+	hash_put(m->svc_hash, name, len, sid);
 	return (int)sid;
 }
 
@@ -238,9 +272,10 @@ int rtfs_block_decode(struct rtfs_model *m, struct rtfs_block *b, const struct r
 	if (!sc)
 		return -ENOMEM;
 	pthread_rwlock_rdlock(&sg->lock);
-	err = rt_seg_read_body(sg->s, b->idx, &sc->body);
+	/* Removed by retention: its file is closed; not damage. */
+	err = sg->removed ? -ENODATA : rt_seg_read_body(sg->s, b->idx, &sc->body);
 	pthread_rwlock_unlock(&sg->lock);
-	if (err == -ENOMEM)
+	if (err == -ENOMEM || err == -ENODATA)
 		return err;
 	if (err) {
 		rtfs_model_damaged(m, b,
@@ -290,9 +325,10 @@ void rtfs_block_willneed(struct rtfs_block *b)
 	pthread_rwlock_rdlock(&b->seg->lock);
 	off = b->seg->s->blocks[b->idx].data_off;
 	len = b->seg->s->blocks[b->idx].data_len;
-	pthread_rwlock_unlock(&b->seg->lock);
 	/* Only a hint: the read that follows checks everything. */
-	(void)posix_fadvise(b->seg->fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
+	if (!b->seg->removed)
+		(void)posix_fadvise(b->seg->fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
+	pthread_rwlock_unlock(&b->seg->lock);
 }
 
 int rtfs_block_check(struct rtfs_model *m, struct rtfs_block *b)
@@ -311,6 +347,12 @@ int rtfs_block_check(struct rtfs_model *m, struct rtfs_block *b)
 	buf = malloc(len);
 	if (!buf)
 		return -ENOMEM;
+	pthread_rwlock_rdlock(&b->seg->lock);
+	if (b->seg->removed) {
+		pthread_rwlock_unlock(&b->seg->lock);
+		free(buf);
+		return -ENODATA;
+	}
 	while (done < len) {
 		ssize_t r = pread(b->seg->fd, buf + done, len - done, (off_t)(off + done));
 		if (r < 0 && errno == EINTR)
@@ -321,6 +363,7 @@ int rtfs_block_check(struct rtfs_model *m, struct rtfs_block *b)
 		}
 		done += (size_t)r;
 	}
+	pthread_rwlock_unlock(&b->seg->lock);
 	if (!bad && XXH3_64bits(buf, len) != sum)
 		bad = 1;
 	free(buf);
@@ -440,10 +483,12 @@ static int index_decode(struct rtfs_model *m, struct rtfs_block *b, int exact, i
 		cls = rt_sev_class(r.severity);
 		if (exact || straddle)
 			len = (uint32_t)rt_render_len(&r, b->first_seq + k, host_len);
-		if (exact)
-			for (uint32_t j = 0; j < b->nsvc; j++)
-				if ((int32_t)b->svc[j].sid == sid)
-					b->svc[j].bytes[cls] += len;
+		if (exact && sid >= 0) {
+			struct rtfs_svcrec *e =
+				(struct rtfs_svcrec *)rtfs_block_svc(b, (uint32_t)sid);
+			if (e)
+				e->bytes[cls] += len;
+		}
 		if (straddle) {
 			t[k].hour = (uint32_t)(r.time_ns / RTFS_HOUR_NS);
 			t[k].sid = (uint32_t)sid;
@@ -484,6 +529,13 @@ out:
 	return err;
 }
 
+static int svcrec_cmp(const void *a, const void *b)
+{
+	uint32_t x = ((const struct rtfs_svcrec *)a)->sid, y = ((const struct rtfs_svcrec *)b)->sid;
+
+	return x < y ? -1 : x > y;
+}
+
 static int build_block(struct rtfs_model *m, struct rtfs_seg *sg, uint32_t i, struct rtfs_block *b)
 {
 	const struct rt_seg_block *sb = &sg->s->blocks[i];
@@ -515,6 +567,9 @@ static int build_block(struct rtfs_model *m, struct rtfs_seg *sg, uint32_t i, st
 			lossy = 1;
 		b->nsvc++;
 	}
+	/* By sid: a file of one service finds its entry by bisection (a
+	 * block can hold 65,535 services). */
+	qsort(b->svc, b->nsvc, sizeof(*b->svc), svcrec_cmp);
 	exact = sb->render_version != RT_RENDER_VERSION;
 	straddle = b->tmin / RTFS_HOUR_NS != b->tmax / RTFS_HOUR_NS;
 	if (exact || straddle || lossy) {
@@ -581,6 +636,27 @@ static void seg_free(struct rtfs_seg *sg)
 	free(sg);
 }
 
+/*
+ * @sg left the spool (retention, quarantine): close its file at once, so
+ * its disk space is freed while mounted. Its index stays (file sizes and
+ * offsets never change); a read of its blocks is -ENODATA from now on.
+ * Called under m->mu; the write lock waits for readers of its file.
+ */
+static void seg_release(struct rtfs_seg *sg)
+{
+	pthread_rwlock_wrlock(&sg->lock);
+	/* Release: /stats and the cache read it without the lock. */
+	__atomic_store_n(&sg->removed, 1, __ATOMIC_RELEASE);
+	sg->done = 1;
+	if (sg->fd >= 0) {
+		close(sg->fd);
+		sg->fd = -1;
+	}
+	if (sg->s)
+		sg->s->fd = -1;
+	pthread_rwlock_unlock(&sg->lock);
+}
+
 static int seg_new(struct rtfs_spool *sp, uint64_t name, struct rtfs_seg **out)
 {
 	pthread_rwlockattr_t a;
@@ -614,7 +690,7 @@ static int seg_scan(struct rtfs_model *m, struct rtfs_seg *sg, uint64_t limit, i
 		if (sg->fd < 0) {
 			err = -errno;
 			if (err == -ENOENT)
-				sg->removed = 1;
+				__atomic_store_n(&sg->removed, 1, __ATOMIC_RELEASE);
 			return err;
 		}
 	}
@@ -729,8 +805,8 @@ static int spool_list(struct rtfs_spool *sp, int have, uint64_t upto)
 	for (size_t i = 0; i < sp->nsegs; i++) {
 		while (j < (size_t)n && names[j] < sp->segs[i]->name)
 			j++;
-		if (j >= (size_t)n || names[j] != sp->segs[i]->name)
-			sp->segs[i]->removed = 1;
+		if ((j >= (size_t)n || names[j] != sp->segs[i]->name) && !sp->segs[i]->removed)
+			seg_release(sp->segs[i]);
 	}
 	for (int i = 0; i < n; i++) {
 		if (sp->nsegs && names[i] <= last)
@@ -1083,6 +1159,11 @@ void rtfs_model_close(struct rtfs_model *m)
 		free(m->hosts[i]);
 	for (size_t i = 0; i < RTFS_MAX_SERVICES / 1024; i++)
 		free(m->svc_chunks[i]);
+	while (m->svc_hash) {
+		struct rtfs_svc_hash *t = m->svc_hash;
+		m->svc_hash = t->older;
+		free(t);
+	}
 	free(m->damage);
 	if (m->rootfd >= 0)
 		close(m->rootfd);

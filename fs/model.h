@@ -31,8 +31,11 @@
 #define RTFS_HOUR_NS (3600ull * 1000000000ull)
 #define RTFS_DAY_NS (86400ull * 1000000000ull)
 
-#define RTFS_MAX_HOSTS 4096u
-#define RTFS_MAX_SERVICES 32768u
+/* Limits: a host id is 16 bits in a block; service ids index a directory
+ * of 1024-entry chunks. Both are far past what fits in memory at the
+ * size of a listing; reaching one is counted (overflow in /stats). */
+#define RTFS_MAX_HOSTS 65535u
+#define RTFS_MAX_SERVICES (65536u * 1024u)
 #define RTFS_BCHUNK_SHIFT 12u
 #define RTFS_BCHUNK (1u << RTFS_BCHUNK_SHIFT)
 #define RTFS_MAX_BCHUNKS 65536u
@@ -64,7 +67,7 @@ struct rtfs_block {
 	uint64_t first_seq;       /* record k has sequence first_seq + k */
 	uint32_t nrec;
 	uint16_t hid;             /* host */
-	uint16_t nsvc;
+	uint32_t nsvc;
 	uint64_t tmin, tmax;
 	uint64_t found_ns;        /* wall clock when this mount found it */
 	struct rtfs_svcrec *svc;
@@ -116,6 +119,12 @@ struct rtfs_host {
 	uint16_t hid;
 };
 
+struct rtfs_svc_hash {
+	uint32_t mask;
+	struct rtfs_svc_hash *older;
+	uint32_t slots[];
+};
+
 struct rtfs_service {
 	char name[RT_SERVICE_MAX + 1];
 	uint8_t len;
@@ -145,7 +154,10 @@ struct rtfs_model {
 	uint32_t nhosts;
 	struct rtfs_service *svc_chunks[RTFS_MAX_SERVICES / 1024];
 	uint32_t nsvc;
-	uint32_t svc_slots[2 * RTFS_MAX_SERVICES]; /* open addressing: sid + 1 */
+	/* Names to ids: open addressing, sid + 1 per slot; replaced by one
+	 * twice the size when half full (readers keep using the one they
+	 * loaded; replaced tables are freed at close). */
+	struct rtfs_svc_hash *svc_hash;
 	/* Blocks. */
 	struct rtfs_block *bchunks[RTFS_MAX_BCHUNKS];
 	uint32_t nblocks;
@@ -218,6 +230,22 @@ int rtfs_model_find_service(const struct rtfs_model *m, const char *name, size_t
  * table if no block named it yet (a /tail of a service not seen so far).
  * @return the id, or -ENOSPC when the table is full. */
 int rtfs_model_intern_service(struct rtfs_model *m, const char *name, size_t len);
+
+/* rtfs_block_svc - block @b's entry for service @sid (b->svc is sorted by
+ * sid), or NULL. O(log services in the block). */
+static inline const struct rtfs_svcrec *rtfs_block_svc(const struct rtfs_block *b, uint32_t sid)
+{
+	uint32_t lo = 0, hi = b->nsvc;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (b->svc[mid].sid < sid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < b->nsvc && b->svc[lo].sid == sid ? &b->svc[lo] : NULL;
+}
 
 /* rtfs_model_find_host - the id of host @name, or -1. */
 int rtfs_model_find_host(const struct rtfs_model *m, const char *name);

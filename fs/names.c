@@ -229,6 +229,7 @@ static int child(struct rtfs *fs, struct rtfs_node *p, const char *name, struct 
 		if (sid < 0)
 			return -ENOENT;
 		t->kind = RTFS_VIEW;
+		t->f = p->f;
 		t->f.sid = sid;
 		return 0;
 	case RTFS_SELDIR:
@@ -242,12 +243,11 @@ static int child(struct rtfs *fs, struct rtfs_node *p, const char *name, struct 
 			t->f.sevmask &= RTFS_SEV_ERRORS;
 			return 0;
 		}
-		sid = rtfs_model_find_service(fs->m, name, strlen(name));
-		if (sid < 0)
-			return -ENOENT;
-		t->kind = RTFS_VIEW;
-		t->f.sid = sid;
-		return 0;
+		if (!strcmp(name, "by-service")) {
+			t->kind = RTFS_SVCDIR;
+			return 0;
+		}
+		return -ENOENT;
 	case RTFS_SEVDIR:
 		for (int c = 0; c < RTFS_NCLS; c++)
 			if (!strcmp(name, class_names[c])) {
@@ -285,16 +285,25 @@ static int child(struct rtfs *fs, struct rtfs_node *p, const char *name, struct 
 		return 0;
 	}
 	case RTFS_TAILDIR:
-		t->kind = RTFS_TAIL;
-		if (!strcmp(name, "all"))
+		if (!strcmp(name, "all")) {
+			t->kind = RTFS_TAIL;
 			return 0;
+		}
+		if (!strcmp(name, "by-service")) {
+			t->kind = RTFS_TAILSVC;
+			return 0;
+		}
+		return -ENOENT;
+	case RTFS_TAILSVC:
+		t->kind = RTFS_TAIL;
 		if (!rt_service_valid(name, strlen(name)))
 			return -ENOENT;
-		/* A service not seen yet can be followed before it logs. */
-		sid = rtfs_model_intern_service(fs->m, name, strlen(name));
-		if (sid < 0)
-			return sid;
-		t->f.sid = sid;
+		/* A service not seen yet can be followed before it logs; the
+		 * lookup takes nothing lasting (no entry in the service table:
+		 * every such name shares one empty view until the tail is read
+		 * and the service exists, live.c resolve()). */
+		sid = rtfs_model_find_service(fs->m, name, strlen(name));
+		t->f.sid = sid >= 0 ? sid : RTFS_SID_NONE;
 		return 0;
 	default:
 		return -ENOTDIR;
@@ -748,7 +757,7 @@ int rtfs_dir_list(struct rtfs *fs, struct rtfs_node *dir, struct rtfs_dirent **o
 		if (!err && (dir->sel & RTFS_SEL_ERRORS))
 			err = add(ns, &l, dir, "errors", 1);
 		if (!err)
-			err = list_services(fs, &l, dir, &dir->f);
+			err = add(ns, &l, dir, "by-service", 1);
 		break;
 	case RTFS_SEVDIR:
 		for (int c = 0; c < RTFS_NCLS && !err; c++)
@@ -767,6 +776,10 @@ int rtfs_dir_list(struct rtfs *fs, struct rtfs_node *dir, struct rtfs_dirent **o
 	case RTFS_TAILDIR:
 		if (!err)
 			err = add(ns, &l, dir, "all", 0);
+		if (!err)
+			err = add(ns, &l, dir, "by-service", 1);
+		break;
+	case RTFS_TAILSVC:
 		filter_init(&f, dir->hid, RTFS_SEV_ALL);
 		if (!err)
 			err = list_services(fs, &l, dir, &f);

@@ -2,11 +2,15 @@
 /*
  * names.h - the tree ringtailfs shows, and its inode numbers.
  *
- *   /all  /stats  /by-service/NAME  /errors/{all,NAME}
- *   /by-severity/CLASS/{all,NAME}
- *   /by-day/YYYY-MM-DD/{all,NAME,errors/...}  /by-hour/YYYY-MM-DDTHH/{...}
- *   /since/SEQ/{all,NAME,errors/...}          (one host's sequence numbers)
- *   /by-trace/TRACE_ID  /tail/{all,NAME}
+ *   /all  /stats  /by-service/NAME  /errors/{all,by-service/NAME}
+ *   /by-severity/CLASS/{all,by-service/NAME}
+ *   /by-day/YYYY-MM-DD/{all,by-service/NAME,errors/...}  /by-hour/YYYY-MM-DDTHH/{...}
+ *   /since/SEQ/{all,by-service/NAME,errors/...}  (one host's sequence numbers)
+ *   /by-trace/TRACE_ID  /tail/{all,by-service/NAME}
+ *
+ * Service names only ever appear under a by-service/ directory, which holds
+ * nothing else: whatever a service is called ("all", "errors", ...), it
+ * never shadows a name of the tree.
  *   /by-host/HOST/...   (a central server: the same tree per host)
  *
  * A node's inode number is a hash of its path, so it is the same every time
@@ -28,12 +32,13 @@ enum rtfs_kind {
 	RTFS_HOSTS,   /* /by-host */
 	RTFS_HOST,    /* /by-host/HOST: like the root, for one host */
 	RTFS_SVCDIR,  /* /by-service: one file per service */
-	RTFS_SELDIR,  /* all, services [, errors/] under one filter */
+	RTFS_SELDIR,  /* all, by-service/ [, errors/] under one filter */
 	RTFS_SEVDIR,  /* /by-severity: one SELDIR per class */
 	RTFS_SLICES,  /* /by-day, /by-hour: one SELDIR per slice */
 	RTFS_SINCE,   /* /since: one SELDIR per sequence number */
 	RTFS_TRACES,  /* /by-trace */
-	RTFS_TAILDIR, /* /tail */
+	RTFS_TAILDIR, /* /tail: all, by-service/ */
+	RTFS_TAILSVC, /* /tail/by-service: one stream per service */
 	RTFS_VIEW,    /* a file of lines */
 	RTFS_TRACE,   /* /by-trace/ID */
 	RTFS_TAIL,    /* /tail/NAME: a stream */

@@ -280,6 +280,10 @@ int rtfs_cache_get(struct rtfs_cache *c, uint32_t gid, const struct rtfs_filter 
 	struct entry *e;
 	int mine, err;
 
+	/* A block whose segment retention removed is gone, even if its
+	 * lines are still in the cache. */
+	if (__atomic_load_n(&rtfs_model_block(c->m, gid)->seg->removed, __ATOMIC_ACQUIRE))
+		return -ENODATA;
 	rtfs_filter_for_block(rtfs_model_block(c->m, gid), f, &nf);
 	pthread_mutex_lock(&c->mu);
 	e = lookup(c, gid, &nf, len, &mine);

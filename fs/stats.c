@@ -3,12 +3,14 @@
  * stats.c - /stats: counted from the index (no block is decoded here).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "names.h"
 #include "stats.h"
@@ -18,6 +20,28 @@ struct text {
 	size_t len, cap;
 	int err;
 };
+
+
+/* Is @pid a running ringtaild (not a pid since reused by another)? */
+static int spooler_alive(uint64_t pid)
+{
+	char path[64], comm[32];
+	int fd;
+	ssize_t n;
+
+	if (pid == 0 || pid > INT32_MAX)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%" PRIu64 "/comm", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, comm, sizeof(comm) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	comm[n] = '\0';
+	return !strncmp(comm, "ringtaild", 9);
+}
 
 static void put(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void put(struct text *t, const char *fmt, ...)
@@ -118,7 +142,7 @@ int rtfs_stats_text(struct rtfs *fs, int32_t hid, char **out, size_t *len)
 	struct hostsum all;
 	struct rtfs_cache_stats cs;
 	struct text t = {0};
-	uint64_t pid = 0, dseg = 0, dblk = 0;
+	uint64_t pid = 0, dseg = 0, dblk = 0, removed = 0;
 
 	if (!ss || !hs) {
 		free(ss);
@@ -131,6 +155,11 @@ int rtfs_stats_text(struct rtfs *fs, int32_t hid, char **out, size_t *len)
 		struct hostsum *h = &hs[b->hid];
 		if (hid >= 0 && b->hid != (uint32_t)hid)
 			continue;
+		/* Removed by retention: no longer in the spool. */
+		if (__atomic_load_n(&b->seg->removed, __ATOMIC_ACQUIRE)) {
+			removed += b->nrec;
+			continue;
+		}
 		h->records += b->nrec;
 		h->drops += b->loss_records;
 		h->lost += b->lost;
@@ -201,7 +230,16 @@ int rtfs_stats_text(struct rtfs *fs, int32_t hid, char **out, size_t *len)
 	put_time(&t, "newest", all.tmax);
 	put(&t, "damaged_segments %" PRIu64 "\n", dseg);
 	put(&t, "damaged_blocks %" PRIu64 "\n", dblk);
-	put(&t, "spooler_pid %" PRIu64 "\n", pid);
+	put(&t, "records_removed %" PRIu64 "\n", removed);
+	put(&t, "overflow %" PRIu64 "\n", __atomic_load_n(&m->overflow, __ATOMIC_RELAXED));
+	/* Only a spooler that runs: a pid left in SPOOL/state by one that
+	 * is gone (or now another program's) is shown as gone. */
+	if (pid && !spooler_alive(pid)) {
+		put(&t, "spooler_pid 0\n");
+		put(&t, "spooler_gone %" PRIu64 "\n", pid);
+	} else {
+		put(&t, "spooler_pid %" PRIu64 "\n", pid);
+	}
 	{
 		uint32_t n = 0;
 		for (uint32_t s = 0; s < nsvc; s++)

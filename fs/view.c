@@ -67,6 +67,8 @@ int rtfs_filter_bytes(struct rtfs_model *m, struct rtfs_block *b, const struct r
 		      uint64_t *bytes, uint64_t *count)
 {
 	*bytes = *count = 0;
+	if (f->sid == RTFS_SID_NONE)
+		return 0;
 	if (f->hid >= 0 && b->hid != (uint32_t)f->hid)
 		return 0;
 	if (f->since && b->first_seq + b->nrec <= f->since)
@@ -94,10 +96,17 @@ int rtfs_filter_bytes(struct rtfs_model *m, struct rtfs_block *b, const struct r
 		}
 		return 0;
 	}
+	if (f->sid >= 0) {
+		const struct rtfs_svcrec *s = rtfs_block_svc(b, (uint32_t)f->sid);
+		for (int c = 0; s && c < RTFS_NCLS; c++)
+			if (f->sevmask & (1u << c)) {
+				*bytes += s->bytes[c];
+				*count += s->count[c];
+			}
+		return 0;
+	}
 	for (uint32_t i = 0; i < b->nsvc; i++) {
 		const struct rtfs_svcrec *s = &b->svc[i];
-		if (f->sid >= 0 && s->sid != (uint32_t)f->sid)
-			continue;
 		for (int c = 0; c < RTFS_NCLS; c++)
 			if (f->sevmask & (1u << c)) {
 				*bytes += s->bytes[c];
@@ -126,16 +135,24 @@ void rtfs_filter_for_block(const struct rtfs_block *b, const struct rtfs_filter 
 		if (inside)
 			out->h0 = out->h1 = 0;
 	}
-	for (uint32_t i = 0; i < b->nsvc; i++) {
-		const struct rtfs_svcrec *s = &b->svc[i];
-		int mine = out->sid < 0 || s->sid == (uint32_t)out->sid;
-		for (int c = 0; c < RTFS_NCLS; c++)
-			if (s->count[c]) {
-				if (mine)
-					present |= 1u << c;
-				else
+	if (out->sid >= 0) {
+		/* O(log n): the service's own classes; "only" if no other
+		 * service of the block has a record. */
+		const struct rtfs_svcrec *s = rtfs_block_svc(b, (uint32_t)out->sid);
+		for (int c = 0; s && c < RTFS_NCLS; c++)
+			if (s->count[c])
+				present |= 1u << c;
+		/* (Past 8 services, keep the service in the filter: the same
+		 * lines, without the sharing.) */
+		only = b->nsvc <= 8;
+		for (uint32_t j = 0; only && j < b->nsvc; j++)
+			for (int c = 0; c < RTFS_NCLS; c++)
+				if (&b->svc[j] != s && b->svc[j].count[c])
 					only = 0;
-			}
+	} else {
+		for (uint32_t i = 0; i < b->nsvc; i++)
+			for (int c = 0; c < RTFS_NCLS; c++)
+				present |= b->svc[i].count[c] ? 1u << c : 0;
 	}
 	if (out->sid >= 0 && only)
 		out->sid = -1;
@@ -320,6 +337,19 @@ uint32_t rtfs_view_entry_at(const struct rtfs_view *v, uint64_t off)
 	if (v->n == 0 || off >= v->size)
 		return v->n;
 	return lo;
+}
+
+uint64_t rtfs_view_skip_removed(struct rtfs_model *m, struct rtfs_view *v, uint64_t off)
+{
+	pthread_mutex_lock(&v->mu);
+	for (uint32_t i = rtfs_view_entry_at(v, off); i < v->n; i++) {
+		const struct rtfs_block *b = rtfs_model_block(m, v->e[i].gid);
+		if (!__atomic_load_n(&b->seg->removed, __ATOMIC_ACQUIRE))
+			break;
+		off = v->e[i].off + v->e[i].len;
+	}
+	pthread_mutex_unlock(&v->mu);
+	return off;
 }
 
 int rtfs_view_pieces(struct rtfs_view *v, uint64_t off, uint64_t len, struct rtfs_piece *out,

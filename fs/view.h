@@ -31,11 +31,15 @@
 struct rtfs_filter {
 	uint64_t since;   /* records numbered >= since; 0: no bound */
 	int32_t hid;      /* -1: every host */
-	int32_t sid;      /* -1: every service */
+	int32_t sid;      /* -1: every service; RTFS_SID_NONE: none (yet) */
 	uint32_t sevmask; /* bit c: severity class c (RTFS_SEV_ALL ...) */
 	uint32_t h0, h1;  /* hours [h0, h1); h1 == 0: no time bound */
 	uint32_t pad;
 };
+
+/* A /tail/NAME of a service no block names yet: matches nothing (the tail
+ * switches to the service's own filter when it appears). */
+#define RTFS_SID_NONE (-2)
 
 /* Does a record (service @sid, class @cls, time, sequence) pass @f? */
 static inline int rtfs_filter_rec(const struct rtfs_filter *f, int32_t sid, int cls, uint64_t time,
@@ -43,7 +47,7 @@ static inline int rtfs_filter_rec(const struct rtfs_filter *f, int32_t sid, int 
 {
 	uint64_t h;
 
-	if (f->sid >= 0 && sid != f->sid)
+	if (f->sid >= 0 ? sid != f->sid : f->sid == RTFS_SID_NONE)
 		return 0;
 	if (!(f->sevmask & (1u << cls)))
 		return 0;
@@ -131,6 +135,11 @@ uint64_t rtfs_view_size(struct rtfs_view *v);
  */
 int rtfs_view_pieces(struct rtfs_view *v, uint64_t off, uint64_t len, struct rtfs_piece *out,
 		     int max);
+
+/* rtfs_view_skip_removed - @off, or past the entries from @off on whose
+ * blocks retention removed (a follower that fell behind goes on from the
+ * first block still there). */
+uint64_t rtfs_view_skip_removed(struct rtfs_model *m, struct rtfs_view *v, uint64_t off);
 
 /* rtfs_view_entry_at - the entry index holding offset @off (callers hold
  * v->mu), or v->n. */

@@ -46,6 +46,7 @@ static void on_hup(int sig)
 static void log_cb(void *arg, int sev, const char *msg)
 {
 	(void)arg;
+	/* Connection threads log too: one fprintf each, nothing shared. */
 	if (sev >= RT_WARN || !quiet)
 		fprintf(stderr, "ringtaild: %s\n", msg);
 }

@@ -20,6 +20,21 @@
 
 #define T_SKIP 77
 
+/* T_TSAN: built with ThreadSanitizer, which runs code 5-15x slower. Tests
+ * that need a volume of traffic to reach a state scale it by T_SLOW (1, or
+ * 10 under TSan); what they assert stays the same. */
+#if defined(__SANITIZE_THREAD__)
+#define T_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define T_TSAN 1
+#endif
+#endif
+#ifndef T_TSAN
+#define T_TSAN 0
+#endif
+#define T_SLOW (T_TSAN ? 10 : 1)
+
 #define CHECK(cond, ...)                                                                  \
 	do {                                                                              \
 		if (!(cond)) {                                                            \

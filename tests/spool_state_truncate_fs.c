@@ -32,7 +32,7 @@ int main(int argc, char **argv)
 	t_mount(NULL);
 	t_wait_lines(t_path("all"), NREC, 30);
 	/* The spooler, the file's owner, is done; its readers are tested. */
-	t_stop_daemon();
+	CHECK_EQ(t_stop_daemon(), 0);
 
 	snprintf(state, sizeof(state), "%s/state", T.spool);
 	fd = open(state, O_RDWR);

@@ -10,7 +10,7 @@
  *   2. written through ringtail.h into a private ring, drained by the real
  *      ringtaild into a private spool on disk (/tmp);
  *   3. the real ringtailfs mounted on it: write-to-/tail latency (a record
- *      carries its CLOCK_MONOTONIC write time; a reader of /tail/lat
+ *      carries its CLOCK_MONOTONIC write time; a reader of /tail/by-service/lat
  *      compares), p50 and p99;
  *   4. per run (--runs, median reported): a fresh mount, caches dropped
  *      (echo 3 > /proc/sys/vm/drop_caches, as root), `cat FILE >/dev/null`
@@ -374,7 +374,7 @@ static int tail_latency(const struct paths *p, int samples, double *p50, double 
 	uint64_t rng = 42, deadline;
 	int err = 0;
 
-	snprintf(path, sizeof(path), "%s/tail/lat", p->mnt);
+	snprintf(path, sizeof(path), "%s/tail/by-service/lat", p->mnt);
 	memset(&l, 0, sizeof(l));
 	l.path = path;
 	l.want = samples;

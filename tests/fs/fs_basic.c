@@ -207,8 +207,8 @@ int main(int argc, char **argv)
 	t_text_free(&got);
 	t_text_free(&want);
 	want = t_filter(&dump, keep_errors, "billing");
-	got = t_read_file(t_path("errors/billing"));
-	t_same(&got, &want, "/errors/billing");
+	got = t_read_file(t_path("errors/by-service/billing"));
+	t_same(&got, &want, "/errors/by-service/billing");
 	t_text_free(&got);
 	t_text_free(&want);
 	{
@@ -239,7 +239,7 @@ int main(int argc, char **argv)
 		struct t_text hr;
 		memcpy(hour, dump.p, 13);
 		hour[13] = '\0';
-		snprintf(rel, sizeof(rel), "by-hour/%s/errors/billing", hour);
+		snprintf(rel, sizeof(rel), "by-hour/%s/errors/by-service/billing", hour);
 		got = t_read_file(t_path(rel));
 		want = t_filter(&dump, keep_errors, "billing");
 		hr = by_slice(&want, 13);
@@ -271,7 +271,7 @@ int main(int argc, char **argv)
 			p = strchr(p, '\n') + 1;
 		arg.seq = t_line_seq(p) + 1;
 		arg.svc = "api";
-		snprintf(rel, sizeof(rel), "since/%llu/api", (unsigned long long)arg.seq);
+		snprintf(rel, sizeof(rel), "since/%llu/by-service/api", (unsigned long long)arg.seq);
 		got = t_read_file(t_path(rel));
 		want = t_filter(&dump, keep_since, &arg);
 		CHECK(want.len > 0 && want.len < api.len, "since: %zu of %zu", want.len, api.len);

@@ -151,7 +151,7 @@ int main(int argc, char **argv)
 		char since[64];
 		while (bol > da.p && bol[-1] != '\n')
 			bol--;
-		snprintf(since, sizeof(since), "by-host/alpha/since/%llu/api",
+		snprintf(since, sizeof(since), "by-host/alpha/since/%llu/by-service/api",
 			 (unsigned long long)t_line_seq(bol) + 1);
 		got = t_read_file(t_path(since));
 		CHECK(!strncmp(strstr(got.p, " INFO ") + 6, "alpha request 151\n", 18) &&
@@ -176,10 +176,10 @@ int main(int argc, char **argv)
 	t_text_free(&s1);
 	t_text_free(&s2);
 	t_text_free(&want);
-	got = t_read_file(t_path("errors/db"));
+	got = t_read_file(t_path("errors/by-service/db"));
 	CHECK(strstr(got.p, " alpha db[") && strstr(got.p, " beta db[") &&
 		      t_count_lines(&got) == 2,
-	      "errors/db: %s", got.p);
+	      "errors/by-service/db: %s", got.p);
 	t_text_free(&got);
 	got = t_read_file(t_path("stats"));
 	CHECK(strstr(got.p, "\nhosts 2\n") && strstr(got.p, "\nhost alpha records 30") &&

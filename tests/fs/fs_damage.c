@@ -115,7 +115,7 @@ int main(int argc, char **argv)
 		t_text_free(&all);
 	}
 	CHECK_EQ(t_unmount(), 0);
-	t_stop_daemon();
+	CHECK_EQ(t_stop_daemon(), 0);
 	dump = t_dump(T.spool);
 	v = corrupt();
 

@@ -146,7 +146,7 @@ int main(int argc, char **argv)
 
 	/* Mounted before the spooler made SPOOL/state: once it does, the
 	 * filesystem follows it (durable position, new records). */
-	t_stop_daemon();
+	CHECK_EQ(t_stop_daemon(), 0);
 	snprintf(path, sizeof(path), "%s/state", T.spool);
 	CHECK_EQ(unlink(path), 0);
 	t_mount(NULL);
@@ -172,7 +172,53 @@ int main(int argc, char **argv)
 			t_pause();
 		}
 	}
-	CHECK_EQ(t_unmount(), 0);
 	printf("ok - mounted before SPOOL/state existed: follows the spooler once it does\n");
+
+	/* A second ringtailfs on the mount point is refused, and does not
+	 * stack: one mount there still, and it works. */
+	{
+		char cmd[1024], line[4096];
+		struct t_text out;
+		int st, mounts = 0;
+		FILE *f;
+		snprintf(cmd, sizeof(cmd), "timeout 10 '%s' '%s' '%s' -f 2>&1", T.ringtailfs,
+			 T.spool, T.mnt);
+		out = t_sh(cmd, &st);
+		CHECK_EQ(st, 1);
+		CHECK(strstr(out.p, "already a ringtail mount"), "second mount said: %s", out.p);
+		t_text_free(&out);
+		f = fopen("/proc/self/mountinfo", "re");
+		CHECK(f != NULL, "mountinfo");
+		while (fgets(line, sizeof(line), f))
+			if (strstr(line, T.mnt))
+				mounts++;
+		fclose(f);
+		CHECK_EQ(mounts, 1);
+		out = t_read_file(t_path("all"));
+		CHECK(strstr(out.p, "after the state came"), "the first mount broke");
+		t_text_free(&out);
+	}
+	printf("ok - a second ringtailfs on a ringtail mount: exit 1, 'already a ringtail mount', "
+	       "nothing stacked\n");
+
+	/* /stats names only a spooler that runs. */
+	{
+		pid_t was = T.daemon;
+		struct t_text st = t_read_file(t_path("stats"));
+		char want[64];
+		snprintf(want, sizeof(want), "\nspooler_pid %d\n", (int)was);
+		CHECK(strstr(st.p, want), "/stats while ringtaild %d runs:\n%s", (int)was, st.p);
+		CHECK(!strstr(st.p, "\nspooler_gone "), "gone while it runs");
+		t_text_free(&st);
+		CHECK_EQ(t_stop_daemon(), 0);
+		st = t_read_file(t_path("stats"));
+		snprintf(want, sizeof(want), "\nspooler_gone %d\n", (int)was);
+		CHECK(strstr(st.p, "\nspooler_pid 0\n") && strstr(st.p, want),
+		      "/stats after ringtaild %d exited:\n%s", (int)was, st.p);
+		t_text_free(&st);
+	}
+	printf("ok - /stats: spooler_pid of the running ringtaild; once it exits, spooler_pid 0 "
+	       "and spooler_gone PID\n");
+	CHECK_EQ(t_unmount(), 0);
 	return 0;
 }

@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/types.h>
@@ -41,6 +42,8 @@ static inline int t_spawn_v(char *const argv[], const char *out_path)
 	pid_t pid = fork();
 
 	if (pid == 0) {
+		/* Stopped if the test dies (the reaper then reaps it). */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (out_path) {
 			int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 			if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
@@ -59,6 +62,16 @@ static inline int t_is_mounted(const char *mnt)
 	return statfs(mnt, &sf) == 0 && (unsigned long)sf.f_type == T_FUSE_MAGIC;
 }
 
+/* Mounted, or a mount whose server is gone (ENOTCONN)? */
+static inline int t_maybe_mounted(const char *mnt)
+{
+	struct statfs sf;
+
+	if (statfs(mnt, &sf) != 0)
+		return errno == ENOTCONN;
+	return (unsigned long)sf.f_type == T_FUSE_MAGIC;
+}
+
 /* Unmount (lazily if busy) and reap ringtailfs; its exit status. */
 static inline int t_unmount(void)
 {
@@ -68,51 +81,186 @@ static inline int t_unmount(void)
 	if (T.fs <= 0)
 		return -1;
 	if (t_wait(t_spawn_v(argv, "/dev/null")) != 0) {
+		/* Busy (perhaps by a file this test still holds): detach it
+		 * and tell ringtailfs to end, which it does with exit 0. */
 		char *lazy[] = {"fusermount3", "-u", "-z", T.mnt, NULL};
 		t_wait(t_spawn_v(lazy, "/dev/null"));
+		kill(T.fs, SIGTERM);
 	}
 	st = t_wait(T.fs);
 	T.fs = 0;
 	return st;
 }
 
-static inline void t_stop_daemon(void)
+/* Stop ringtaild (SIGTERM) and reap it; its exit status (0 expected: a
+ * sanitizer report makes it non-zero). */
+static inline int t_stop_daemon(void)
 {
+	int st;
+
 	if (T.daemon <= 0)
-		return;
+		return 0;
 	kill(T.daemon, SIGTERM);
-	t_wait(T.daemon);
+	st = t_wait(T.daemon);
 	T.daemon = 0;
+	return st;
 }
 
+/*
+ * At exit (after main returns or a CHECK fails): unmount and stop the
+ * daemon, and check how they ended, as the forward tests do: ringtailfs
+ * and ringtaild must both exit 0, or a sanitizer report in either would be
+ * lost. A bad status turns the test's own success into a failure.
+ */
 static void t_cleanup(void)
 {
 	static int done;
-	char cmd[512];
+	int bad = 0, st;
 
 	if (done++)
 		return;
 	if (T.fs > 0) {
-		t_unmount();
+		st = t_unmount();
+		if (st != 0) {
+			fprintf(stderr, "ringtailfs exited with status %d\n", st);
+			bad = 1;
+		}
 	} else if (T.mnt[0] && t_is_mounted(T.mnt)) {
 		char *lazy[] = {"fusermount3", "-u", "-z", T.mnt, NULL};
 		t_wait(t_spawn_v(lazy, "/dev/null"));
 	}
-	t_stop_daemon();
-	if (T.ring[0])
-		unlink(T.ring);
-	if (T.dir[0] && !getenv("RT_TEST_KEEP")) {
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", T.dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", T.dir);
+	st = t_stop_daemon();
+	if (st != 0) {
+		fprintf(stderr, "ringtaild exited with status %d\n", st);
+		bad = 1;
+	}
+	if (bad) {
+		fflush(NULL);
+		_exit(1);
 	}
 }
 
+/*
+ * A signal (SIGALRM: the test hung; SIGTERM, SIGINT) ends the test with
+ * async-signal-safe calls only: stop the children and _exit. Unmounting and
+ * removing the directory are the reaper's (t_reaper), outside any handler.
+ */
 static void t_on_signal(int sig)
 {
+	static const char msg[] = "test ended by a signal (SIGALRM: it hung)\n";
+
 	(void)sig;
-	t_cleanup();
+	if (write(2, msg, sizeof(msg) - 1) < 0) {
+		/* nothing to do */
+	}
+	if (T.fs > 0)
+		kill(T.fs, SIGTERM);
+	if (T.daemon > 0)
+		kill(T.daemon, SIGTERM);
 	_exit(1);
+}
+
+/* Remove @path and what is under it (no shell, no links followed). */
+static int t_rm_tree(const char *path)
+{
+	struct stat st;
+	DIR *d;
+	struct dirent *e;
+	int err = 0;
+
+	if (lstat(path, &st) != 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISDIR(st.st_mode))
+		return unlink(path) == 0 ? 0 : -errno;
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	while ((e = readdir(d)) != NULL) {
+		char sub[4096];
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+		if (t_rm_tree(sub) < 0)
+			err = -1;
+	}
+	closedir(d);
+	if (rmdir(path) != 0)
+		err = -errno;
+	return err;
+}
+
+/* SIGKILL to every child of this process (its subreaper's orphans too). */
+static void t_kill_children(void)
+{
+	char path[64];
+	FILE *f;
+	int pid;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	while (fscanf(f, "%d", &pid) == 1)
+		kill(pid, SIGKILL);
+	fclose(f);
+}
+
+/*
+ * The reaper: t_setup forks; the child runs the test, this process waits
+ * for it, then (whatever killed it: an exit, a CHECK, a signal, SIGKILL)
+ * makes sure nothing is left: it is a child subreaper, so the test's
+ * daemons become its children when the test dies, and they are stopped
+ * (PR_SET_PDEATHSIG sends them SIGTERM), reaped, the mount point lazily
+ * unmounted, the ring and the directory removed. It exits with the test's
+ * status.
+ */
+static void t_reaper(pid_t test)
+{
+	int st = 0, code;
+	pid_t p;
+	sigset_t all;
+
+	/* Signals are for the test (same process group): the reaper only
+	 * waits for it to end. */
+	sigfillset(&all);
+	sigdelset(&all, SIGKILL);
+	sigdelset(&all, SIGSTOP);
+	sigprocmask(SIG_BLOCK, &all, NULL);
+	while (waitpid(test, &st, 0) < 0)
+		if (errno != EINTR) {
+			st = 1 << 8;
+			break;
+		}
+	code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	if (WIFSIGNALED(st))
+		fprintf(stderr, "test killed by signal %d\n", WTERMSIG(st));
+	/* Orphaned daemons got SIGTERM from PDEATHSIG: reap them all; what
+	 * is still there after 20 s gets SIGKILL (the reaper never hangs). */
+	{
+		uint64_t deadline = t_now_ns() + 20ull * 1000000000;
+		int killed = 0;
+		for (;;) {
+			p = waitpid(-1, NULL, WNOHANG);
+			if (p < 0 && errno == ECHILD)
+				break;
+			if (p > 0)
+				continue;
+			if (!killed && t_now_ns() > deadline) {
+				t_kill_children();
+				killed = 1;
+			}
+			t_pause();
+		}
+	}
+	if (T.mnt[0] && t_maybe_mounted(T.mnt)) {
+		char *lazy[] = {"fusermount3", "-u", "-z", T.mnt, NULL};
+		t_wait(t_spawn_v(lazy, "/dev/null"));
+	}
+	if (T.ring[0])
+		unlink(T.ring);
+	if (T.dir[0] && !getenv("RT_TEST_KEEP") && t_rm_tree(T.dir) < 0)
+		fprintf(stderr, "could not remove %s\n", T.dir);
+	exit(code);
 }
 
 /*
@@ -145,6 +293,14 @@ static inline void t_setup(const char *name, int argc, char **argv)
 	CHECK(mkdir(T.dir, 0700) == 0, "mkdir %s: %s", T.dir, strerror(errno));
 	CHECK(mkdir(T.mnt, 0700) == 0, "mkdir %s: %s", T.mnt, strerror(errno));
 	unlink(T.ring);
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	fflush(NULL);
+	{
+		pid_t test = fork();
+		CHECK(test >= 0, "fork: %s", strerror(errno));
+		if (test > 0)
+			t_reaper(test);
+	}
 	atexit(t_cleanup);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = t_on_signal;
@@ -153,8 +309,8 @@ static inline void t_setup(const char *name, int argc, char **argv)
 	sigaction(SIGALRM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	setenv(RT_RING_ENV, T.ring, 1);
-	/* A hung test still cleans up. */
-	alarm(240);
+	/* A hung test still cleans up (RT_TEST_ALARM=SECONDS for big runs). */
+	alarm(getenv("RT_TEST_ALARM") ? (unsigned)atoi(getenv("RT_TEST_ALARM")) : 240);
 }
 
 /*
@@ -221,11 +377,13 @@ static inline void t_mount(const char *opts)
 	t_mount_src(T.spool, opts);
 }
 
-/* t_path - a path under the mount point (static buffer, rotating). */
+/* t_path - a path under the mount point (a rotating buffer of 8 per
+ * thread: one thread's calls never overwrite another thread's paths, which
+ * made fs_live's readers read files they were not named for). */
 static inline const char *t_path(const char *rel)
 {
-	static char buf[8][1024];
-	static int i;
+	static _Thread_local char buf[8][1024];
+	static _Thread_local int i;
 	int n;
 
 	i = (i + 1) % 8;
