@@ -52,8 +52,6 @@ struct cslot {
 	/* Read position. */
 	uint32_t d_chunk; /* the durable position's chunk (ours, not the slot's) */
 	uint64_t skip_upto; /* the spool holds this writer's stream up to here */
-	uint32_t recent[16]; /* chunks read last (index + 1): resync() never goes back */
-	uint32_t nrecent;
 	uint32_t r_chunk; /* index + 1, 0 = before the first chunk */
 	uint32_t r_off;
 	uint64_t r_pos;
@@ -102,6 +100,8 @@ struct rt_consumer {
 	uint8_t attrs[128];       /* attributes of the loss record being made */
 	size_t attrs_len;
 	char *rbuf;               /* a private copy of the record being read */
+	uint8_t *readmap;         /* a bit per chunk this consumer read from and has not
+				   * freed yet: resync() never goes back to one */
 };
 
 static uint64_t clock_ns(clockid_t clk)
@@ -193,6 +193,17 @@ static uint64_t proc_starttime(uint32_t pid)
 	return v;
 }
 
+/* The read bitmap: chunk is an index + 1, validated by the caller. */
+static void moved_to(struct rt_consumer *c, uint32_t chunk)
+{
+	c->readmap[(chunk - 1) / 8] |= (uint8_t)(1u << ((chunk - 1) % 8));
+}
+
+static int was_read(const struct rt_consumer *c, uint32_t chunk)
+{
+	return (c->readmap[(chunk - 1) / 8] >> ((chunk - 1) % 8)) & 1;
+}
+
 static void track(struct rt_consumer *c, uint32_t i)
 {
 	struct rt__slot *s = &c->ring->slots[i];
@@ -232,9 +243,11 @@ static void track(struct rt_consumer *c, uint32_t i)
 			cs->r_chunk = (uint32_t)-1;
 			cs->r_off = 0;
 			cs->r_pos = 0;
-		} else
+		} else {
 			cs->r_pos = rt__chunk_at(c->ring, cs->r_chunk - 1)->base +
 				    (cs->r_off - RT__CHUNK_HDR);
+			moved_to(c, cs->r_chunk);
+		}
 	}
 }
 
@@ -247,6 +260,7 @@ static void free_chunk(struct rt_consumer *c, struct rt__slot *s, uint32_t idx)
 	struct rt_ring *r = c->ring;
 	struct rt__chunk *ch = rt__chunk_at(r, idx);
 
+	c->readmap[idx / 8] &= (uint8_t)~(1u << (idx % 8));
 	__atomic_store_n(&ch->committed, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&ch->pending, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&ch->next, 0u, __ATOMIC_RELAXED);
@@ -499,18 +513,6 @@ static int take_record(struct rt_consumer *c, const char *src, uint32_t avail, s
  * writer's intact chunk that comes next in its stream, if there is one
  * already, counting what lies between as malformed. @return 1 if moved.
  */
-static void moved_to(struct cslot *cs, uint32_t chunk)
-{
-	cs->recent[cs->nrecent++ % 16] = chunk;
-}
-
-static int was_read(const struct cslot *cs, uint32_t chunk)
-{
-	for (uint32_t j = 0; j < 16 && j < cs->nrecent; j++)
-		if (cs->recent[j] == chunk)
-			return 1;
-	return 0;
-}
 
 static int resync(struct rt_consumer *c, uint32_t i, struct cslot *cs)
 {
@@ -519,11 +521,11 @@ static int resync(struct rt_consumer *c, uint32_t i, struct cslot *cs)
 	uint32_t k, at = 0;
 
 	/* A chunk we read already whose base was written over would look
-	 * ahead: never go back to one of the last 16. */
+	 * ahead: never go back to one we read and have not freed. */
 	for (k = 0; k < r->nchunks; k++) {
 		struct rt__chunk *ch = rt__chunk_at(r, k);
 		uint64_t base;
-		if (k + 1 == cs->r_chunk || was_read(cs, k + 1) ||
+		if (k + 1 == cs->r_chunk || was_read(c, k + 1) ||
 		    __atomic_load_n(&r->owners[k], __ATOMIC_RELAXED) != i + 1 ||
 		    __atomic_load_n(&ch->slot, __ATOMIC_RELAXED) != i ||
 		    __atomic_load_n(&ch->gen, __ATOMIC_RELAXED) != cs->gen)
@@ -537,7 +539,7 @@ static int resync(struct rt_consumer *c, uint32_t i, struct cslot *cs)
 	if (!at || best == UINT64_MAX)
 		return 0;
 	cs->bad_bytes += best - cs->r_pos;
-	moved_to(cs, at);
+	moved_to(c, at);
 	cs->r_chunk = at;
 	cs->r_off = RT__CHUNK_HDR;
 	cs->r_pos = best;
@@ -587,7 +589,7 @@ static int drain(struct rt_consumer *c, uint32_t i, rt_consume_fn fn, void *arg,
 			if (f > nchunks || __atomic_load_n(&r->owners[f - 1], __ATOMIC_RELAXED) != i + 1)
 				BROKEN();
 			cs->r_chunk = f;
-			moved_to(cs, f);
+			moved_to(c, f);
 			cs->r_off = RT__CHUNK_HDR;
 			cs->dirty = 1;
 		}
@@ -657,7 +659,7 @@ static int drain(struct rt_consumer *c, uint32_t i, rt_consume_fn fn, void *arg,
 				BROKEN();
 		}
 		cs->r_chunk = nx;
-		moved_to(cs, nx);
+		moved_to(c, nx);
 		cs->r_off = RT__CHUNK_HDR;
 		cs->dirty = 1;
 	}
@@ -1122,7 +1124,8 @@ int rt_consumer_open(const char *path, struct rt_consumer **out)
 	c->nslots = r->nslots;
 	c->cs = calloc(c->nslots, sizeof(*c->cs));
 	c->rbuf = malloc(r->chunk_size);
-	if (!c->cs || !c->rbuf) {
+	c->readmap = calloc((r->nchunks + 7) / 8, 1);
+	if (!c->cs || !c->rbuf || !c->readmap) {
 		rt_consumer_close(c);
 		return -ENOMEM;
 	}
@@ -1173,6 +1176,7 @@ void rt_consumer_close(struct rt_consumer *c)
 	}
 	free(c->cs);
 	free(c->rbuf);
+	free(c->readmap);
 	free(c);
 }
 
