@@ -110,6 +110,7 @@ struct rtfs_spool {
 	size_t nsegs, segs_cap;
 	uint64_t head_seq;        /* last record published (0: none) */
 	uint64_t last_list_ns;
+	int dir_transient;        /* central: sp->dirfd open only while listing */
 };
 
 struct rtfs_host {
@@ -145,6 +146,9 @@ struct rtfs_model {
 	pthread_mutex_t mu;
 	struct rtfs_spool **spools;
 	size_t nspools, spools_cap;
+	uint64_t last_refresh_ns; /* the last refresh that looked at every spool */
+	uint32_t *rel_tab;        /* open addressing: index + 1 of a spool by rel */
+	size_t rel_cap;           /* a power of two, > 2 * nspools (0: none yet) */
 	uint64_t last_hostscan_ns;
 	/* Hosts and services: append-only tables; counts published with
 	 * release stores, read with acquire loads. */
