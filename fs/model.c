@@ -29,13 +29,28 @@ static uint64_t wall_ns(void)
 }
 
 /* ------------------------------------------------------------------------
- * Per-thread decode scratch (freed by a key destructor when the thread ends)
+ * Decode scratch
+ *
+ * Decoding a block needs its decompressed body and its decoded columns,
+ * each up to the block size. Renderers (every FUSE thread and worker) take
+ * one of RTFS_SCRATCH_SLOTS shared slots for the length of one render
+ * (rtfs_scratch_acquire/release), waiting when all are in use, so the
+ * space is bounded by the slots and not by the threads. Refreshing (one
+ * thread at a time, under m->mu) has a slot of its own. Other decoders
+ * (/by-trace views) use a scratch of the thread's, kept until it ends.
  * ------------------------------------------------------------------------ */
 
 struct scratch {
 	struct rt_buf body;
 	struct rt_block blk;
 };
+
+static struct scratch slots[RTFS_SCRATCH_SLOTS + 1]; /* the last: refreshing */
+static int slot_used[RTFS_SCRATCH_SLOTS];
+static pthread_mutex_t slot_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t slot_cv = PTHREAD_COND_INITIALIZER;
+static _Thread_local struct scratch *held;
+static _Thread_local int held_slot = -1, held_depth;
 
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
@@ -60,6 +75,8 @@ static struct scratch *scratch(void)
 {
 	struct scratch *sc;
 
+	if (held)
+		return held;
 	pthread_once(&scratch_once, scratch_init);
 	sc = pthread_getspecific(scratch_key);
 	if (!sc) {
@@ -72,10 +89,45 @@ static struct scratch *scratch(void)
 	return sc;
 }
 
+void rtfs_scratch_acquire(void)
+{
+	if (held_slot >= 0) {
+		held_depth++;
+		return;
+	}
+	pthread_mutex_lock(&slot_mu);
+	for (;;) {
+		for (int i = 0; i < RTFS_SCRATCH_SLOTS; i++)
+			if (!slot_used[i]) {
+				slot_used[i] = 1;
+				held = &slots[i];
+				held_slot = i;
+				held_depth = 1;
+				pthread_mutex_unlock(&slot_mu);
+				return;
+			}
+		pthread_cond_wait(&slot_cv, &slot_mu);
+	}
+}
+
+void rtfs_scratch_release(void)
+{
+	if (held_slot < 0 || --held_depth > 0)
+		return;
+	pthread_mutex_lock(&slot_mu);
+	slot_used[held_slot] = 0;
+	pthread_cond_signal(&slot_cv);
+	pthread_mutex_unlock(&slot_mu);
+	held = NULL;
+	held_slot = -1;
+}
+
 void rtfs_model_thread_done(void)
 {
 	struct scratch *sc;
 
+	held_depth = 1;
+	rtfs_scratch_release();
 	pthread_once(&scratch_once, scratch_init);
 	sc = pthread_getspecific(scratch_key);
 	if (sc) {
@@ -423,10 +475,15 @@ static int index_decode(struct rtfs_model *m, struct rtfs_block *b, int exact, i
 	const char *host;
 	size_t host_len;
 	struct tuple *t = NULL;
+	struct scratch *prev;
 	int32_t *map = NULL;
 	int err;
 
+	/* m->mu held: one refresher at a time uses the refreshing slot. */
+	prev = held;
+	held = &slots[RTFS_SCRATCH_SLOTS];
 	err = rtfs_block_decode(m, b, &blk, &host, &host_len);
+	held = prev;
 	if (err)
 		return err;
 	map = malloc(sizeof(*map) * (blk->nsvc ? blk->nsvc : 1));

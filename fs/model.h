@@ -289,6 +289,19 @@ int rtfs_block_check(struct rtfs_model *m, struct rtfs_block *b);
 /* rtfs_model_damaged - record damage of block @b (e.g. seen by a read). */
 void rtfs_model_damaged(struct rtfs_model *m, struct rtfs_block *b, const char *why);
 
+/* Decode scratch slots shared by all renderers: the fixed overhead of
+ * rendering is this many (plus one for refreshing) blocks' scratch. */
+#define RTFS_SCRATCH_SLOTS 2
+
+/*
+ * rtfs_scratch_acquire - take one of the RTFS_SCRATCH_SLOTS slots for the
+ * calling thread (waiting until one is free); rtfs_block_decode() then
+ * decodes into it until rtfs_scratch_release(). Nests (counted). Hold no
+ * lock a renderer needs while waiting.
+ */
+void rtfs_scratch_acquire(void);
+void rtfs_scratch_release(void);
+
 /* rtfs_model_thread_done - free the calling thread's decode scratch. */
 void rtfs_model_thread_done(void);
 
