@@ -29,13 +29,28 @@ static uint64_t wall_ns(void)
 }
 
 /* ------------------------------------------------------------------------
- * Per-thread decode scratch (freed by a key destructor when the thread ends)
+ * Decode scratch
+ *
+ * Decoding a block needs its decompressed body and its decoded columns,
+ * each up to the block size. Renderers (every FUSE thread and worker) take
+ * one of RTFS_SCRATCH_SLOTS shared slots for the length of one render
+ * (rtfs_scratch_acquire/release), waiting when all are in use, so the
+ * space is bounded by the slots and not by the threads. Refreshing (one
+ * thread at a time, under m->mu) has a slot of its own. Other decoders
+ * (/by-trace views) use a scratch of the thread's, kept until it ends.
  * ------------------------------------------------------------------------ */
 
 struct scratch {
 	struct rt_buf body;
 	struct rt_block blk;
 };
+
+static struct scratch slots[RTFS_SCRATCH_SLOTS + 1]; /* the last: refreshing */
+static int slot_used[RTFS_SCRATCH_SLOTS];
+static pthread_mutex_t slot_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t slot_cv = PTHREAD_COND_INITIALIZER;
+static _Thread_local struct scratch *held;
+static _Thread_local int held_slot = -1, held_depth;
 
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
@@ -60,6 +75,8 @@ static struct scratch *scratch(void)
 {
 	struct scratch *sc;
 
+	if (held)
+		return held;
 	pthread_once(&scratch_once, scratch_init);
 	sc = pthread_getspecific(scratch_key);
 	if (!sc) {
@@ -72,10 +89,45 @@ static struct scratch *scratch(void)
 	return sc;
 }
 
+void rtfs_scratch_acquire(void)
+{
+	if (held_slot >= 0) {
+		held_depth++;
+		return;
+	}
+	pthread_mutex_lock(&slot_mu);
+	for (;;) {
+		for (int i = 0; i < RTFS_SCRATCH_SLOTS; i++)
+			if (!slot_used[i]) {
+				slot_used[i] = 1;
+				held = &slots[i];
+				held_slot = i;
+				held_depth = 1;
+				pthread_mutex_unlock(&slot_mu);
+				return;
+			}
+		pthread_cond_wait(&slot_cv, &slot_mu);
+	}
+}
+
+void rtfs_scratch_release(void)
+{
+	if (held_slot < 0 || --held_depth > 0)
+		return;
+	pthread_mutex_lock(&slot_mu);
+	slot_used[held_slot] = 0;
+	pthread_cond_signal(&slot_cv);
+	pthread_mutex_unlock(&slot_mu);
+	held = NULL;
+	held_slot = -1;
+}
+
 void rtfs_model_thread_done(void)
 {
 	struct scratch *sc;
 
+	held_depth = 1;
+	rtfs_scratch_release();
 	pthread_once(&scratch_once, scratch_init);
 	sc = pthread_getspecific(scratch_key);
 	if (sc) {
@@ -456,10 +508,15 @@ static int index_decode(struct rtfs_model *m, struct rtfs_block *b, int exact, i
 	const char *host;
 	size_t host_len;
 	struct tuple *t = NULL;
+	struct scratch *prev;
 	int32_t *map = NULL;
 	int err;
 
+	/* m->mu held: one refresher at a time uses the refreshing slot. */
+	prev = held;
+	held = &slots[RTFS_SCRATCH_SLOTS];
 	err = rtfs_block_decode(m, b, &blk, &host, &host_len);
+	held = prev;
 	if (err)
 		return err;
 	map = malloc(sizeof(*map) * (blk->nsvc ? blk->nsvc : 1));
@@ -686,7 +743,14 @@ static int seg_scan(struct rtfs_model *m, struct rtfs_seg *sg, uint64_t limit, i
 	if (sg->fd < 0) {
 		char name[32];
 		rt_seg_name(name, sg->name);
-		sg->fd = openat(sg->spool->sp->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (sg->spool->dir_transient) {
+			/* No directory descriptor is held (see spool_dir_open). */
+			char path[sizeof(sg->spool->sp->path) + 40];
+			snprintf(path, sizeof(path), "%s/%s", sg->spool->sp->path, name);
+			sg->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		} else {
+			sg->fd = openat(sg->spool->sp->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		}
 		if (sg->fd < 0) {
 			err = -errno;
 			if (err == -ENOENT)
@@ -828,7 +892,44 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/*
+ * A central server's host spools do not keep their directory open: 10,000
+ * hosts would hold 10,000 descriptors besides one per segment, past a
+ * common hard limit of 20,000. The directory is opened (by its path, the
+ * last component not followed) around the calls that need it, under m->mu.
+ */
+static int spool_dir_open(struct rtfs_spool *sp)
+{
+	int fd;
+
+	if (sp->sp->dirfd >= 0)
+		return 0;
+	fd = open(sp->sp->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	sp->sp->dirfd = fd;
+	return 0;
+}
+
+static void spool_dir_close(struct rtfs_spool *sp)
+{
+	if (sp->dir_transient && sp->sp->dirfd >= 0) {
+		close(sp->sp->dirfd);
+		sp->sp->dirfd = -1;
+	}
+}
+
+static int spool_refresh_locked(struct rtfs_model *m, struct rtfs_spool *sp, int full);
+
 static int spool_refresh(struct rtfs_model *m, struct rtfs_spool *sp, int full)
+{
+	int n = spool_refresh_locked(m, sp, full);
+
+	spool_dir_close(sp);
+	return n;
+}
+
+static int spool_refresh_locked(struct rtfs_model *m, struct rtfs_spool *sp, int full)
 {
 	struct rt_spool_state st;
 	uint64_t now = mono_ns();
@@ -836,7 +937,8 @@ static int spool_refresh(struct rtfs_model *m, struct rtfs_spool *sp, int full)
 
 	memset(&st, 0, sizeof(st));
 	/* Mounted before the spooler (or the central) made SPOOL/state. */
-	if (!sp->sp->state && (full || now - sp->last_list_ns >= 50ull * 1000000))
+	if (!sp->sp->state && (full || now - sp->last_list_ns >= 50ull * 1000000) &&
+	    spool_dir_open(sp) == 0)
 		rt_spool_map_state(sp->sp);
 	if (sp->sp->state && rt_state_read(sp->sp->state, &st) == 0 &&
 	    !memcmp(st.epoch, sp->sp->epoch, 16) && st.segment)
@@ -846,7 +948,9 @@ static int spool_refresh(struct rtfs_model *m, struct rtfs_spool *sp, int full)
 	if (have && !full && sp->have_state && st.gen == sp->last_gen)
 		return 0;
 	if (full || !have || !sp->have_state || st.segment != sp->open_seg || sp->nsegs == 0) {
-		err = spool_list(sp, have, st.segment);
+		err = spool_dir_open(sp);
+		if (!err)
+			err = spool_list(sp, have, st.segment);
 		if (err)
 			return err;
 		sp->last_list_ns = now;
@@ -891,6 +995,63 @@ static int spool_refresh(struct rtfs_model *m, struct rtfs_spool *sp, int full)
 	return n;
 }
 
+/* FNV-1a of a spool's rel path. */
+static uint64_t rel_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	while (*s)
+		h = (h ^ (uint8_t)*s++) * 1099511628211ull;
+	return h;
+}
+
+static void rel_put(uint32_t *tab, size_t cap, struct rtfs_spool **spools, uint32_t i)
+{
+	size_t k = (size_t)rel_hash(spools[i]->rel) & (cap - 1);
+
+	while (tab[k])
+		k = (k + 1) & (cap - 1);
+	tab[k] = i + 1;
+}
+
+/* Is a spool of @rel known? (scan_hosts asks for each HOST/EPOCH every
+ * second: a linear search was quadratic in the hosts.) */
+static int rel_known(const struct rtfs_model *m, const char *rel)
+{
+	size_t k;
+
+	if (!m->rel_cap)
+		return 0;
+	for (k = (size_t)rel_hash(rel) & (m->rel_cap - 1); m->rel_tab[k];
+	     k = (k + 1) & (m->rel_cap - 1))
+		if (!strcmp(m->spools[m->rel_tab[k] - 1]->rel, rel))
+			return 1;
+	return 0;
+}
+
+/* Index m->spools[m->nspools - 1], growing the table to stay half empty. */
+static int rel_index_last(struct rtfs_model *m)
+{
+	if (2 * m->nspools >= m->rel_cap) {
+		size_t cap = m->rel_cap ? m->rel_cap * 2 : 64;
+		uint32_t *t;
+		while (2 * m->nspools >= cap)
+			cap *= 2;
+		t = calloc(cap, sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		for (size_t i = 0; i + 1 < m->nspools; i++)
+			rel_put(t, cap, m->spools, (uint32_t)i);
+		free(m->rel_tab);
+		m->rel_tab = t;
+		m->rel_cap = cap;
+	}
+	rel_put(m->rel_tab, m->rel_cap, m->spools, (uint32_t)(m->nspools - 1));
+	return 0;
+}
+
+static void spool_free(struct rtfs_spool *sp);
+
 static int add_spool(struct rtfs_model *m, const char *path, const char *rel, const char *host)
 {
 	struct rtfs_spool *sp;
@@ -920,8 +1081,17 @@ static int add_spool(struct rtfs_model *m, const char *path, const char *rel, co
 		return -ENOSPC;
 	}
 	sp->hid = (uint16_t)hid;
+	if (host) {
+		sp->dir_transient = 1;
+		spool_dir_close(sp);
+	}
 	snprintf(sp->rel, sizeof(sp->rel), "%s", rel);
 	m->spools[m->nspools++] = sp;
+	if (rel_index_last(m)) {
+		m->spools[--m->nspools] = NULL;
+		spool_free(sp);
+		return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -998,8 +1168,7 @@ static int scan_hosts(struct rtfs_model *m)
 			if (!is_epoch_name(e2->d_name))
 				continue;
 			snprintf(rel, sizeof(rel), "hosts/%s/%s", de->d_name, e2->d_name);
-			for (size_t i = 0; i < m->nspools && !known; i++)
-				known = !strcmp(m->spools[i]->rel, rel);
+			known = rel_known(m, rel);
 			if (known)
 				continue;
 			if (nep == cap) {
@@ -1047,12 +1216,24 @@ static int scan_hosts(struct rtfs_model *m)
 	return 0;
 }
 
+/* Up to this many spools, every request refreshes them all. */
+#define RTFS_REFRESH_EACH_MAX 64
+
 int rtfs_model_refresh(struct rtfs_model *m, int full)
 {
 	uint64_t now = mono_ns();
 	int n = 0, err = 0;
 
 	pthread_mutex_lock(&m->mu);
+	/* Many hosts: every FUSE request looking at every host's state made
+	 * each request cost O(hosts) (10,000 hosts: 0.5 ms each). Look at
+	 * most once a millisecond after the last look, the /tail poll
+	 * interval. */
+	if (!full && m->nspools > RTFS_REFRESH_EACH_MAX && now - m->last_refresh_ns < 1000000) {
+		pthread_mutex_unlock(&m->mu);
+		return 0;
+	}
+	m->last_refresh_ns = now;
 	if (m->central && (full || now - m->last_hostscan_ns > 1000ull * 1000000)) {
 		m->last_hostscan_ns = now;
 		err = scan_hosts(m);
@@ -1064,6 +1245,7 @@ int rtfs_model_refresh(struct rtfs_model *m, int full)
 		if (r > 0)
 			n += r;
 	}
+	m->last_refresh_ns = mono_ns(); /* from its end: a slow one is not rerun at once */
 	pthread_mutex_unlock(&m->mu);
 	return n ? n : err;
 }
@@ -1155,6 +1337,7 @@ void rtfs_model_close(struct rtfs_model *m)
 	for (size_t i = 0; i < m->nspools; i++)
 		spool_free(m->spools[i]);
 	free(m->spools);
+	free(m->rel_tab);
 	for (uint32_t i = 0; i < m->nhosts; i++)
 		free(m->hosts[i]);
 	for (size_t i = 0; i < RTFS_MAX_SERVICES / 1024; i++)

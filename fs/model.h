@@ -112,6 +112,7 @@ struct rtfs_spool {
 	size_t nsegs, segs_cap;
 	uint64_t head_seq;        /* last record published (0: none) */
 	uint64_t last_list_ns;
+	int dir_transient;        /* central: sp->dirfd open only while listing */
 };
 
 struct rtfs_host {
@@ -147,6 +148,9 @@ struct rtfs_model {
 	pthread_mutex_t mu;
 	struct rtfs_spool **spools;
 	size_t nspools, spools_cap;
+	uint64_t last_refresh_ns; /* the last refresh that looked at every spool */
+	uint32_t *rel_tab;        /* open addressing: index + 1 of a spool by rel */
+	size_t rel_cap;           /* a power of two, > 2 * nspools (0: none yet) */
 	uint64_t last_hostscan_ns;
 	/* Hosts and services: append-only tables; counts published with
 	 * release stores, read with acquire loads. */
@@ -286,6 +290,19 @@ int rtfs_block_check(struct rtfs_model *m, struct rtfs_block *b);
 
 /* rtfs_model_damaged - record damage of block @b (e.g. seen by a read). */
 void rtfs_model_damaged(struct rtfs_model *m, struct rtfs_block *b, const char *why);
+
+/* Decode scratch slots shared by all renderers: the fixed overhead of
+ * rendering is this many (plus one for refreshing) blocks' scratch. */
+#define RTFS_SCRATCH_SLOTS 2
+
+/*
+ * rtfs_scratch_acquire - take one of the RTFS_SCRATCH_SLOTS slots for the
+ * calling thread (waiting until one is free); rtfs_block_decode() then
+ * decodes into it until rtfs_scratch_release(). Nests (counted). Hold no
+ * lock a renderer needs while waiting.
+ */
+void rtfs_scratch_acquire(void);
+void rtfs_scratch_release(void);
 
 /* rtfs_model_thread_done - free the calling thread's decode scratch. */
 void rtfs_model_thread_done(void);

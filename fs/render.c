@@ -32,16 +32,22 @@ int rtfs_render_block(struct rtfs_model *m, struct rtfs_block *b, const struct r
 	int32_t map[256], *mp = map;
 	int err;
 
+	rtfs_scratch_acquire(); /* bounded: not one block's scratch per thread */
 	err = rtfs_block_decode(m, b, &blk, &host, &host_len);
-	if (err)
+	if (err) {
+		rtfs_scratch_release();
 		return err;
+	}
 	if (blk->nsvc > 256) {
 		mp = malloc(sizeof(*mp) * blk->nsvc);
-		if (!mp)
+		if (!mp) {
+			rtfs_scratch_release();
 			return -ENOMEM;
+		}
 	}
 	rtfs_block_local_sids(m, blk, mp);
 	err = rtfs_lines(blk, b->first_seq, host, host_len, mp, f, out, len);
+	rtfs_scratch_release();
 	if (mp != map)
 		free(mp);
 	if (err == -EIO)
@@ -181,7 +187,9 @@ static void buf_put(struct rtfs_cache *c, char *p, size_t cap)
 {
 	if (!p)
 		return;
-	if (c->npool < 64 && c->pool_bytes + cap <= POOL_MAX) {
+	/* Kept buffers count against the budget with the cache's own. */
+	if (c->npool < 64 && c->pool_bytes + cap <= POOL_MAX &&
+	    c->bytes + c->pool_bytes + cap <= c->budget) {
 		c->pool[c->npool].p = p;
 		c->pool[c->npool].cap = cap;
 		c->npool++;
