@@ -744,10 +744,13 @@ static int seg_scan(struct rtfs_model *m, struct rtfs_seg *sg, uint64_t limit, i
 		char name[32];
 		rt_seg_name(name, sg->name);
 		if (sg->spool->dir_transient) {
-			/* No directory descriptor is held (see spool_dir_open). */
-			char path[sizeof(sg->spool->sp->path) + 40];
-			snprintf(path, sizeof(path), "%s/%s", sg->spool->sp->path, name);
-			sg->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+			/* No directory descriptor is held (see spool_dir_open):
+			 * the whole path beneath the root, no link followed. */
+			char path[sizeof(sg->spool->rel) + 40];
+			snprintf(path, sizeof(path), "%s/%s", sg->spool->rel, name);
+			sg->fd = rt_openat_beneath(sg->spool->rootfd, path, O_RDONLY, 0);
+			if (sg->fd < 0)
+				errno = -sg->fd;
 		} else {
 			sg->fd = openat(sg->spool->sp->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		}
@@ -895,8 +898,9 @@ static uint64_t mono_ns(void)
 /*
  * A central server's host spools do not keep their directory open: 10,000
  * hosts would hold 10,000 descriptors besides one per segment, past a
- * common hard limit of 20,000. The directory is opened (by its path, the
- * last component not followed) around the calls that need it, under m->mu.
+ * common hard limit of 20,000. The directory is opened (HOST/EPOCH beneath
+ * the central's root, no link followed) around the calls that need it,
+ * under m->mu.
  */
 static int spool_dir_open(struct rtfs_spool *sp)
 {
@@ -904,9 +908,9 @@ static int spool_dir_open(struct rtfs_spool *sp)
 
 	if (sp->sp->dirfd >= 0)
 		return 0;
-	fd = open(sp->sp->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	fd = rt_openat_beneath(sp->rootfd, sp->rel, O_RDONLY | O_DIRECTORY, 0);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	sp->sp->dirfd = fd;
 	return 0;
 }
@@ -1081,11 +1085,12 @@ static int add_spool(struct rtfs_model *m, const char *path, const char *rel, co
 		return -ENOSPC;
 	}
 	sp->hid = (uint16_t)hid;
+	snprintf(sp->rel, sizeof(sp->rel), "%s", rel);
 	if (host) {
+		sp->rootfd = m->rootfd;
 		sp->dir_transient = 1;
 		spool_dir_close(sp);
 	}
-	snprintf(sp->rel, sizeof(sp->rel), "%s", rel);
 	m->spools[m->nspools++] = sp;
 	if (rel_index_last(m)) {
 		m->spools[--m->nspools] = NULL;

@@ -113,6 +113,7 @@ struct rtfs_spool {
 	uint64_t head_seq;        /* last record published (0: none) */
 	uint64_t last_list_ns;
 	int dir_transient;        /* central: sp->dirfd open only while listing */
+	int rootfd;               /* central: the root, rel resolved beneath it */
 };
 
 struct rtfs_host {
