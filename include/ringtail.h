@@ -570,7 +570,8 @@ struct rt__guard_ent {
 	uintptr_t lo;
 	uintptr_t hi;            /* 0: the entry is free */
 	uint32_t *lost;
-	int used;                /* claimed by CAS */
+	int used;                /* 0 free, 1 in use, 2 retired (an abandoned
+				  * mapping: its place may be taken back) */
 };
 
 struct rt__guard {
@@ -602,6 +603,7 @@ void rt__on_sigbus_v1(int sig, siginfo_t *si, void *uc);
 int rt__guard_install_v1(void);
 int rt__guard_add_v1(void *base, size_t size, uint32_t *lost);
 void rt__guard_del_v1(void *base);
+void rt__guard_retire_v1(void *base);
 
 RT__COLD void rt__on_sigbus_v1(int sig, siginfo_t *si, void *uc)
 {
@@ -698,7 +700,53 @@ RT__COLD int rt__guard_add_v1(void *base, size_t size, uint32_t *lost)
 		__atomic_store_n(&g->e[i].hi, RT__CAST(uintptr_t, base) + size, __ATOMIC_RELEASE);
 		return 0;
 	}
+	/* Every place taken: take back one of a mapping abandoned for a newer
+	 * ring. Zero pages over it first, so that it can never fault again
+	 * (a thread still writing there writes into memory nobody reads, as
+	 * into a ring nobody drains). */
+	for (i = 0; i < RT__GUARD_MAX; i++) {
+		int two = 2;
+		uintptr_t lo, hi;
+		uint32_t *l;
+		if (!__atomic_compare_exchange_n(&g->e[i].used, &two, 1, 0, __ATOMIC_ACQUIRE,
+						 __ATOMIC_RELAXED))
+			continue;
+		lo = __atomic_load_n(&g->e[i].lo, __ATOMIC_RELAXED);
+		hi = __atomic_load_n(&g->e[i].hi, __ATOMIC_RELAXED);
+		l = __atomic_load_n(&g->e[i].lost, __ATOMIC_RELAXED);
+		if (hi && mmap(RT__CAST(void *, lo), hi - lo, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | RT__MAP_ANON | MAP_FIXED, -1, 0) == MAP_FAILED) {
+			__atomic_store_n(&g->e[i].used, 2, __ATOMIC_RELEASE);
+			continue;
+		}
+		if (l)
+			__atomic_store_n(l, 1u, __ATOMIC_RELEASE);
+		__atomic_store_n(&g->e[i].hi, (uintptr_t)0, __ATOMIC_RELEASE);
+		__atomic_store_n(&g->e[i].lo, RT__CAST(uintptr_t, base), __ATOMIC_RELAXED);
+		__atomic_store_n(&g->e[i].lost, lost, __ATOMIC_RELAXED);
+		__atomic_store_n(&g->e[i].hi, RT__CAST(uintptr_t, base) + size, __ATOMIC_RELEASE);
+		return 0;
+	}
 	return -ENOSPC;
+}
+
+/* The mapping at @base was abandoned for a newer ring but stays mapped
+ * (threads may be inside a write to it): still guarded, but its place may
+ * be taken back when every place is in use (rt__guard_add_v1). */
+RT__COLD void rt__guard_retire_v1(void *base)
+{
+	struct rt__guard *g = &rt__guard_v1;
+	int i;
+
+	for (i = 0; i < RT__GUARD_MAX; i++) {
+		int one = 1;
+		if (!__atomic_load_n(&g->e[i].hi, __ATOMIC_ACQUIRE) ||
+		    __atomic_load_n(&g->e[i].lo, __ATOMIC_RELAXED) != RT__CAST(uintptr_t, base))
+			continue;
+		(void)__atomic_compare_exchange_n(&g->e[i].used, &one, 2, 0, __ATOMIC_RELEASE,
+						  __ATOMIC_RELAXED);
+		return;
+	}
 }
 
 /* Forget the guard of the mapping at @base (before unmapping it). */
@@ -1141,10 +1189,11 @@ RT__COLD int rt__attach_v1(void)
 	return 0;
 }
 
-static inline int rt__claim_slot(struct rt__tls *t)
+/* Claim a slot in mapping @m, which the caller loaded once: another thread
+ * may let go of p->map meanwhile (a lost ring), never of the mapping. */
+static inline int rt__claim_slot(struct rt__tls *t, const struct rt__map *m)
 {
 	struct rt__proc *p = &rt__proc_v1;
-	const struct rt__map *m = __atomic_load_n(&p->map, __ATOMIC_ACQUIRE);
 	struct rt__ring_hdr *h = RT__CAST(struct rt__ring_hdr *, m->base);
 	struct rt__slot *slots = RT__CAST(struct rt__slot *, m->base + RT__HDR_SIZE);
 	struct rt__slot *s = NULL;
@@ -1386,6 +1435,8 @@ static inline int rt__ensure_slot(struct rt__tls *t)
 		if (err)
 			return err;
 		m = __atomic_load_n(&p->map, __ATOMIC_ACQUIRE);
+		if (!m)
+			return -ENOENT; /* let go of again at once (below) */
 	}
 	if (__atomic_load_n(&m->lost, __ATOMIC_ACQUIRE) ||
 	    (__atomic_load_n(&RT__CAST(struct rt__ring_hdr *, m->base)->state, __ATOMIC_ACQUIRE) !=
@@ -1396,19 +1447,29 @@ static inline int rt__ensure_slot(struct rt__tls *t)
 		 * mapping stays: other threads may be inside a write to it. */
 		struct rt__map *old = m;
 		if (__atomic_compare_exchange_n(&p->map, &m, RT__CAST(struct rt__map *, NULL), 0,
-						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) &&
-		    __atomic_load_n(&old->lost, __ATOMIC_ACQUIRE))
-			/* Zero pages now: nothing there can fault again, and
-			 * the guard's 128 places must last a long life. */
-			rt__guard_del_v1(old->base);
+						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			/* Its guard place is taken back when all 128 are
+			 * in use, not now: another thread may have faulted
+			 * there before the zero pages came and be on its
+			 * way into the handler, which must still find the
+			 * range (else it would hand the fault to the
+			 * default action, for good). A ring replaced, not
+			 * cut, may still be cut. */
+			rt__guard_retire_v1(old->base);
+		}
 		__atomic_store_n(&p->next_try_ns, 0, __ATOMIC_RELAXED);
 		memset(t, 0, offsetof(struct rt__tls, svc_gen));
 		err = rt__attach_v1();
 		if (err)
 			return err;
+		/* Not p->map again below: another thread that finds this
+		 * ring lost too sets it to NULL at any moment. */
+		m = __atomic_load_n(&p->map, __ATOMIC_ACQUIRE);
+		if (!m)
+			return -ENOENT; /* between rings: the caller is told */
 	}
 	if (!t->slot)
-		return rt__claim_slot(t);
+		return rt__claim_slot(t, m);
 	return 0;
 }
 

@@ -16,6 +16,8 @@
  *   shrink       ftruncate(ring, 4096) while ringtaild runs and writers are
  *                attached: nobody dies, ringtaild starts again on a new ring
  *                with a loss record saying so, the writers move to it
+ *   cuts         N rounds (default 2000) of the cut to 4096 bytes: more rings
+ *                than the writers' SIGBUS guard has places
  *   scribble     N rounds (default 1000), each one of: random bytes in the
  *                header, the slots, the owner table or anywhere; the
  *                issue's two pokes; a cut to 4096 bytes; a cut to a random
@@ -364,6 +366,18 @@ int main(int argc, char **argv)
 		wait_polled(t, "after the cut");
 		wait_taken(2000, "after the cut");
 		rounds = 1;
+	} else if (!strcmp(cas, "cuts")) {
+		/* More rings than the writers' SIGBUS guard has places (128):
+		 * the places of abandoned rings are taken back, and a thread
+		 * that faulted on a ring another thread already gave up is
+		 * still caught. */
+		if (!rounds)
+			rounds = 2000;
+		for (r = 0; r < rounds; r++) {
+			uint64_t t = wall();
+			attack(A_CUT);
+			wait_polled(t, "after a cut");
+		}
 	} else if (!strcmp(cas, "scribble")) {
 		if (!rounds)
 			rounds = 1000;
