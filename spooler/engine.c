@@ -342,7 +342,8 @@ static int seal(struct rt_spoold *d)
 		c->cur = nc;
 		c->cur_cap = n;
 	}
-	memcpy(c->cur, e, n * sizeof(*e));
+	if (n) /* a block of ringtaild's own messages has no cursors */
+		memcpy(c->cur, e, n * sizeof(*e));
 	c->ncur = n;
 	d->stats.bytes_in += rt_bb_body_len(d->bb);
 	rt_bb_times(d->bb, &c->tmin, &c->tmax);
