@@ -21,6 +21,21 @@
 /* The stated bound (docs/fs.md "Memory"): cache + this many MB. */
 #define RT_FS_OVERHEAD_MB 112
 
+/* The bound is one of glibc's allocator (mmap threshold, arenas). Under
+ * AddressSanitizer or ThreadSanitizer another allocator, with its own size
+ * classes and shadow memory, runs ringtailfs: there the reads and their
+ * results are checked and the peak is printed, not held to the bound. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define RT_FS_OWN_ALLOCATOR 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define RT_FS_OWN_ALLOCATOR 1
+#endif
+#endif
+#ifndef RT_FS_OWN_ALLOCATOR
+#define RT_FS_OWN_ALLOCATOR 0
+#endif
+
 static uint64_t vm_kb(pid_t pid, const char *key)
 {
 	char path[64], line[256];
@@ -136,6 +151,13 @@ int main(int argc, char **argv)
 		"(%.1f MB before reading), %.1f s\n",
 		cache_mb, (double)size_all / 1e6, (double)hwm / 1024, (double)before / 1024,
 		(double)(t_now_ns() - t0) / 1e9);
+	if (RT_FS_OWN_ALLOCATOR) {
+		printf("ok - cache=%uM: 4 readers read exactly; peak RSS %.1f MiB under a "
+		       "sanitizer's allocator (the bound is glibc's, checked in the plain build)\n",
+		       cache_mb, (double)hwm / 1024);
+		CHECK_EQ(t_unmount(), 0);
+		return 0;
+	}
 	CHECK(hwm <= ((uint64_t)cache_mb + RT_FS_OVERHEAD_MB) * 1024,
 	      "peak RSS %.1f MiB > cache %u MiB + %u MiB", (double)hwm / 1024, cache_mb,
 	      RT_FS_OVERHEAD_MB);

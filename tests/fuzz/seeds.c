@@ -265,7 +265,7 @@ static int rings(rt_seed_fn fn, void *arg)
 		if (i % 7 == 0)
 			rt_printf(RT_WARN, "printf %d %s", i, "x");
 		else
-			rt_writex(RT_INFO + i % 4, &o, "a message of the seed", 21u + (size_t)(i % 9));
+			rt_writex(RT_INFO + i % 4, &o, "a message of the seed, of 30 b", 21u + (size_t)(i % 9));
 	}
 	if (pread(fd, img, size, 0) != (ssize_t)size)
 		return -1;
