@@ -942,6 +942,9 @@ RT__COLD int rt__validate_v1(const struct rt__ring_hdr *h, uint64_t file_size)
 		return -EBADMSG;
 	if (h->slots_off != RT__HDR_SIZE || (h->owners_off & 63) || (h->chunks_off & 4095))
 		return -EBADMSG;
+	/* Offsets past the file first: the sums below must not wrap. */
+	if (h->owners_off > file_size || h->chunks_off > file_size)
+		return -EBADMSG;
 	slots_end = h->slots_off + (uint64_t)h->nslots * RT__SLOT_SIZE;
 	owners_end = h->owners_off + (uint64_t)h->nchunks * 4u;
 	chunks_end = h->chunks_off + (uint64_t)h->nchunks * h->chunk_size;
